@@ -1,0 +1,40 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "FileFleet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "filefleet", targets: ["filefleet"]),
+        .library(name: "FileFleet", targets: ["FileFleet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+    ],
+    targets: [
+        // C libraries, reached through pkg-config. Nothing above FleetKafka/FleetPostgres imports them.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev (>= 2.8, or run scripts/setup)"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+
+        .target(name: "FleetKafka", dependencies: ["CRdKafka"], swiftSettings: strict),
+        .target(name: "FleetPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+        .target(name: "FileFleet", dependencies: ["FleetKafka", "FleetPostgres"], swiftSettings: strict),
+        .executableTarget(
+            name: "filefleet",
+            dependencies: ["FileFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+
+        .target(name: "TestSupport", dependencies: ["FleetKafka", "FleetPostgres"],
+                path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "FleetPostgresTests", dependencies: ["FleetPostgres", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "FleetKafkaTests", dependencies: ["FleetKafka", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "FileFleetTests", dependencies: ["FileFleet", "TestSupport"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)
