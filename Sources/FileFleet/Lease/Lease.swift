@@ -1,5 +1,5 @@
 import Foundation
-import FleetPostgres
+public import FleetPostgres
 import Synchronization
 
 /// A held lease: single flight for one name across every node (SPEC §6.4, §6.5).
@@ -64,7 +64,7 @@ public final class Lease: Sendable {
         let outcome: Result<T, any Error> = await withTaskGroup(of: Result<T, any Error>?.self) { group in
             group.addTask(executorPreference: executor) {
                 do {
-                    try await lease.heartbeatUntilCancelled(url: url, connection: connection, timing: timing,
+                    try await lease.heartbeatUntilCancelled(url: url, connection: connection, executor: executor, timing: timing,
                                                            onHeartbeat: onHeartbeat)
                     return nil
                 } catch {
@@ -95,13 +95,14 @@ public final class Lease: Sendable {
 
     /// Beats every `timing.heartbeat` until cancelled. A beat that updates no row means the lease
     /// is lost: throw at once. A broken connection is replaced; the beat is retried next interval.
-    private func heartbeatUntilCancelled(url: String, connection: HeartbeatConnection, timing: LeaseTiming,
+    private func heartbeatUntilCancelled(url: String, connection: HeartbeatConnection, executor: ThreadExecutor,
+                                         timing: LeaseTiming,
                                          onHeartbeat: (@Sendable (ContinuousClock.Instant) -> Void)?) async throws {
         let clock = ContinuousClock()
         var next = clock.now
         while true {
             next += timing.heartbeat
-            try await Task.sleep(until: next, clock: clock)
+            try await executor.sleep(until: next)
             do {
                 if connection.current.isBroken {
                     let old = connection.replace(with: try await PostgresConnection.connect(url))

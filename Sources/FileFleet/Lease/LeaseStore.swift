@@ -1,4 +1,4 @@
-import FleetPostgres
+public import FleetPostgres
 
 /// Timing of a lease (SPEC §6.5). All lease times are computed by the database clock.
 public struct LeaseTiming: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import FleetPostgres
+public import FleetPostgres
 
 /// FileFleet's tables, in one Postgres schema: `filefleet` in production, a fresh one per test.
 /// `documents` is the output users query (SPEC §5); the others hold progress and coordination.
