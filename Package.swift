@@ -15,16 +15,23 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // C libraries, reached through pkg-config. Nothing above FleetKafka/FleetPostgres imports them.
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka",
                        providers: [.apt(["librdkafka-dev (>= 2.8, or run scripts/setup)"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // SHA-256 only; imported by exactly one file of FileFleet (Importers/SHA256.swift).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         .target(name: "FleetKafka", dependencies: ["CRdKafka"], swiftSettings: strict),
         .target(name: "FleetPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
-        .target(name: "FileFleet", dependencies: ["FleetKafka", "FleetPostgres"], swiftSettings: strict),
+        .target(
+            name: "FileFleet",
+            dependencies: ["FleetKafka", "FleetPostgres", "COpenSSL", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
         .executableTarget(
             name: "filefleet",
             dependencies: ["FileFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -34,7 +41,10 @@ let package = Package(
                 path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "FleetPostgresTests", dependencies: ["FleetPostgres", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "FleetKafkaTests", dependencies: ["FleetKafka", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "FileFleetTests", dependencies: ["FileFleet", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "FileFleetTests",
+            dependencies: ["FileFleet", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

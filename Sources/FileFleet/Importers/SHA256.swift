@@ -1,0 +1,41 @@
+// The one file of FileFleet that touches a C module: SHA-256 from OpenSSL's libcrypto.
+internal import COpenSSL
+
+/// Lowercase hex SHA-256 digests, as stored in `filefleet.documents.sha256`.
+public enum SHA256 {
+    /// Fetched once: `EVP_sha256()` would make OpenSSL 3 look the algorithm up on every call.
+    /// An `EVP_MD` is immutable and safe to share between threads.
+    nonisolated(unsafe) private static let algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
+
+    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        var digest = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        let ok = withUnsafeMutableBytes(of: &digest) { out -> Int32 in
+            let md = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            // A zero-length buffer may have no base address; OpenSSL needs a valid pointer anyway.
+            var empty: UInt8 = 0
+            return withUnsafePointer(to: &empty) { fallback in
+                EVP_Digest(bytes.baseAddress ?? UnsafeRawPointer(fallback), bytes.count, md, nil,
+                           algorithm ?? EVP_sha256(), nil)
+            }
+        }
+        precondition(ok == 1, "EVP_Digest(SHA-256) failed")
+        return withUnsafeBytes(of: &digest) { hexString($0) }
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBytes { hex($0) }
+    }
+
+    private static func hexString(_ raw: UnsafeRawBufferPointer) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: raw.count * 2) { out in
+            digits.withUTF8Buffer { table in
+                for (i, byte) in raw.enumerated() {
+                    out[2 * i] = table[Int(byte >> 4)]
+                    out[2 * i + 1] = table[Int(byte & 0x0f)]
+                }
+            }
+            return raw.count * 2
+        }
+    }
+}
