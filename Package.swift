@@ -34,6 +34,11 @@ let package = Package(
                 path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "FleetPostgresTests", dependencies: ["FleetPostgres", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "FleetKafkaTests", dependencies: ["FleetKafka", "TestSupport"], swiftSettings: strict),
+        // FleetKafkaTests runs it as a child process and kills it.
+        .executableTarget(name: "kafka-test-consumer", dependencies: ["FleetKafka"],
+                          path: "Tests/KafkaTestConsumer", swiftSettings: strict),
+        .executableTarget(name: "kafka-bench", dependencies: ["FleetKafka"],
+                          path: "Benchmarks/KafkaBench", swiftSettings: strict),
         .testTarget(name: "FileFleetTests", dependencies: ["FileFleet", "TestSupport"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

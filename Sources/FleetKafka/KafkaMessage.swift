@@ -60,8 +60,8 @@ public struct KafkaRecord: Sendable, Hashable {
         self.value = value
     }
 
-    public init(topic: String, partition: Int32? = nil, key: String?, value: [UInt8]?) {
-        self.init(topic: topic, partition: partition, key: key.map { Array($0.utf8) }, value: value)
+    public init(topic: String, partition: Int32? = nil, key: String, value: [UInt8]?) {
+        self.init(topic: topic, partition: partition, key: Array(key.utf8), value: value)
     }
 }
 

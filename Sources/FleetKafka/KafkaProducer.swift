@@ -30,8 +30,8 @@ public final class KafkaProducer: Sendable {
     }
 
     @discardableResult
-    public func send(topic: String, partition: Int32? = nil, key: String?, value: [UInt8]?) async throws -> KafkaDelivery {
-        try await send(topic: topic, partition: partition, key: key.map { Array($0.utf8) }, value: value)
+    public func send(topic: String, partition: Int32? = nil, key: String, value: [UInt8]?) async throws -> KafkaDelivery {
+        try await send(topic: topic, partition: partition, key: Array(key.utf8), value: value)
     }
 
     /// Sends all records and waits for every delivery report; throws the first delivery error.
@@ -48,6 +48,9 @@ public final class KafkaProducer: Sendable {
         }
         _ = try await group.wait()
     }
+
+    /// Messages enqueued and not yet acknowledged or failed.
+    public var outstandingMessages: Int { state.withLock { $0.client }?.outstanding ?? 0 }
 
     /// Waits until every message sent so far is acknowledged or failed.
     public func flush(timeout: Duration) async throws {
