@@ -19,6 +19,10 @@ func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.
 func rate(_ n: Int, _ d: Duration) -> String { String(format: "%9.0f msg/s  (%d in %.2f s)", Double(n) / seconds(d), n, seconds(d)) }
 
 print("librdkafka \(LibRdKafka.versionString), \(count) messages of \(size) bytes, 1 partition")
+guard LibRdKafka.isSupported else {
+    print("kafka-bench: librdkafka \(LibRdKafka.versionString) is too old, 2.8.0 or newer is needed")
+    exit(1)
+}
 let admin = try KafkaAdmin(configuration: configuration)
 let topic = "bench_fleet_\(stamp)"
 try await admin.createTopic(topic, partitions: 1)

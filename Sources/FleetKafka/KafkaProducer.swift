@@ -3,8 +3,9 @@ import Synchronization
 
 /// An idempotent producer (`acks=all`, `murmur2_random`). Sends resolve on the delivery report.
 ///
-/// After a fatal error (e.g. an idempotent producer whose broker lost its state, SPEC §9.1) the
-/// failed sends throw a `KafkaError` with `isFatal`, and the next send runs on a new librdkafka client.
+/// After a fatal error, or a delivery that timed out (an idempotent producer whose broker lost its
+/// state never recovers, SPEC §9.1), the failed sends throw and the next send runs on a new
+/// librdkafka client; messages still queued on the old one fail with `.purgeQueue`.
 public final class KafkaProducer: Sendable {
     private let configuration: KafkaConfiguration
     private let state: Mutex<(client: ProducerClient?, clientsCreated: Int)>
@@ -74,7 +75,7 @@ public final class KafkaProducer: Sendable {
     private func currentClient() throws(KafkaError) -> ProducerClient {
         try state.withLock { s throws(KafkaError) in
             guard let client = s.client else { throw KafkaError(code: .destroyed, message: "producer is closed") }
-            guard client.events.isFatal else { return client }
+            guard client.events.isBroken else { return client }
             client.shutdown(flushTimeout: .zero)
             let fresh = try ProducerClient(configuration: configuration)
             s.client = fresh
@@ -181,8 +182,21 @@ final class DeliveryGroup: Sendable {
 /// Shared with librdkafka's callbacks through the opaque pointer.
 final class ProducerEvents: Sendable {
     private let fatal = Atomic<Bool>(false)
+    private let broken = Atomic<Bool>(false)
+
+    /// Delivery errors after which the next send gets a new client. After a broker restart an
+    /// idempotent producer can loop on an unknown producer id without ever raising a fatal error
+    /// (measured on Tansu: every message times out); a fresh client gets a fresh producer id.
+    static let replaceClientAfter: Set<rd_kafka_resp_err_t> = [
+        RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+    ]
+
     var isFatal: Bool { fatal.load(ordering: .acquiring) }
     func markFatal() { fatal.store(true, ordering: .releasing) }
+    /// The client should be replaced (fatal, or stuck).
+    var isBroken: Bool { broken.load(ordering: .acquiring) }
+    func markBroken() { broken.store(true, ordering: .releasing) }
 }
 
 /// One `rd_kafka_t` and the thread that serves its delivery reports.
@@ -200,12 +214,18 @@ final class ProducerClient: Sendable {
             let group = Unmanaged<DeliveryGroup>.fromOpaque(box).takeRetainedValue()
             let m = message.pointee
             var fatal = m.err == RD_KAFKA_RESP_ERR__FATAL
-            if let opaque, Unmanaged<ProducerEvents>.fromOpaque(opaque).takeUnretainedValue().isFatal { fatal = true }
+            if let opaque {
+                let events = Unmanaged<ProducerEvents>.fromOpaque(opaque).takeUnretainedValue()
+                if ProducerEvents.replaceClientAfter.contains(m.err) { events.markBroken() }
+                fatal = fatal || events.isFatal
+            }
             group.delivered(m.err, partition: m.partition, offset: m.offset, fatal: fatal)
         }
         rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
             guard err == RD_KAFKA_RESP_ERR__FATAL.rawValue, let opaque else { return }
-            Unmanaged<ProducerEvents>.fromOpaque(opaque).takeUnretainedValue().markFatal()
+            let events = Unmanaged<ProducerEvents>.fromOpaque(opaque).takeUnretainedValue()
+            events.markFatal()
+            events.markBroken()
         }
         handle = ClientHandle(try makeClient(RD_KAFKA_PRODUCER, conf))
         startThread(name: "kafka-producer") { [self] in run() }

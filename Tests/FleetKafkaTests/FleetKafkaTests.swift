@@ -264,6 +264,28 @@ struct FleetKafkaTests {
         await b.close()
     }
 
+    @Test func perMessageErrorsAreEventsAndTheStreamGoesOn() async throws {
+        let (configuration, topic) = try await makeTopic(partitions: 1)
+        let missing = TestEnvironment.uniqueName("missing")
+        let consumer = try KafkaConsumer(configuration: configuration, group: TestEnvironment.uniqueName("group"),
+                                         topics: [topic, missing])
+        let errors = Task {
+            var seen: [KafkaError] = []
+            for await event in consumer.events {
+                if case .error(let error) = event { seen.append(error) }
+            }
+            return seen
+        }
+        let producer = try KafkaProducer(configuration: configuration)
+        try await producer.send(topic: topic, key: nil, value: bytes("still flowing"))
+        await producer.close()
+        let messages = try await receive(consumer, count: 1)
+        #expect(messages.map(\.value) == [bytes("still flowing")])
+        await consumer.close()
+        let seen = await errors.value
+        #expect(seen.contains { $0.code == .unknownTopicOrPartition && $0.message.contains(missing) }, "\(seen)")
+    }
+
     @Test func adminCreatesTopicsIdempotentlyAndDeletesThem() async throws {
         let env = try await TestEnvironment.shared()
         let admin = try KafkaAdmin(configuration: testConfiguration(env.kafkaBrokers))

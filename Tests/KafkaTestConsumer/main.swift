@@ -17,7 +17,13 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-let consumer = try KafkaConsumer(configuration: configuration, group: arguments[3], topics: [arguments[2]])
+let consumer: KafkaConsumer
+do {
+    consumer = try KafkaConsumer(configuration: configuration, group: arguments[3], topics: [arguments[2]])
+} catch {
+    FileHandle.standardError.write(Data("kafka-test-consumer: \(error)\n".utf8))
+    exit(1)
+}
 Task {
     for await event in consumer.events {
         if case .assigned(let partitions) = event {
