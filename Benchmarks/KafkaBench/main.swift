@@ -27,18 +27,18 @@ let admin = try KafkaAdmin(configuration: configuration)
 let topic = "bench_fleet_\(stamp)"
 try await admin.createTopic(topic, partitions: 1)
 
-// Produce through FleetKafka: batches of 10,000, each awaiting all its delivery reports.
+// Produce through FleetKafka: batches of 100,000, each awaiting all its delivery reports.
 let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
 let producer = try KafkaProducer(configuration: configuration)
 let clock = ContinuousClock()
 var start = clock.now
 var sent = 0
 while sent < count {
-    let n = min(10_000, count - sent)
+    let n = min(100_000, count - sent)
     try await producer.sendBatch((0..<n).map { i in KafkaRecord(topic: topic, key: nil, value: payload) })
     sent += n
 }
-print("FleetKafka produce (sendBatch):", rate(count, start.duration(to: clock.now)))
+print("FleetKafka produce (sendBatch 100k):", rate(count, start.duration(to: clock.now)))
 await producer.close()
 
 // Consume through FleetKafka as a group member; timed from the first message.
@@ -52,7 +52,7 @@ while received < count {
     received += batch.count
     if start.duration(to: clock.now) > .seconds(120) { break }
 }
-print("FleetKafka consume (poll 10k):  ", rate(received, first!.duration(to: clock.now)),
+print("FleetKafka consume (poll 10k):     ", rate(received, first!.duration(to: clock.now)),
       String(format: " join+first fetch %.2f s", seconds(start.duration(to: first!))))
 await consumer.close()
 
@@ -85,6 +85,6 @@ func run(_ arguments: [String]) throws -> (Duration, Int) {
 // Same producer settings as FleetKafka's (idempotent, acks=all).
 let (produceTime, _) = try run(["-P", "-b", brokers, "-t", kcatTopic, "-l", "-X", "enable.idempotence=true",
                                 "-X", "acks=all", "-X", "linger.ms=5", file.path])
-print("kcat produce -P -l:             ", rate(count, produceTime), " (process start included)")
+print("kcat produce -P -l:                ", rate(count, produceTime), " (process start included)")
 let (consumeTime, lines) = try run(["-C", "-b", brokers, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", String(count)])
-print("kcat consume -C -e (no group):  ", rate(lines, consumeTime), " (process start and metadata included)")
+print("kcat consume -C -e (no group):     ", rate(lines, consumeTime), " (process start and metadata included)")

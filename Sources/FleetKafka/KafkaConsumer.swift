@@ -69,9 +69,8 @@ public final class KafkaConsumer: Sendable {
     /// The partitions this member owns now.
     public var assignment: Set<KafkaTopicPartition> { core.assignment }
 
-    /// Up to `maxMessages` messages: returns as soon as that many are buffered, or when some are
-    /// buffered and the broker has nothing more right now, or after `timeout` (possibly empty).
-    /// One `poll` at a time.
+    /// Up to `maxMessages` messages: returns as soon as that many are buffered, else after
+    /// `timeout` with what there is (possibly nothing). One `poll` at a time.
     public func poll(maxMessages: Int, timeout: Duration) async throws -> [KafkaMessage] {
         try await core.poll(maxMessages: max(1, maxMessages), timeout: timeout)
     }
@@ -156,8 +155,6 @@ final class ConsumerCore: Sendable {
         var head = 0
         var waiter: Waiter?
         var nextWaiterID: UInt64 = 0
-        /// The last consumer poll found nothing more to fetch.
-        var drained = false
         var assignment: Set<KafkaTopicPartition> = []
         var paused: Set<KafkaTopicPartition> = []
         var flowPaused = false
@@ -230,11 +227,7 @@ final class ConsumerCore: Sendable {
                     if s.closing { return .failure(KafkaError(code: .destroyed, message: "consumer is closed")) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if s.waiter != nil { return .failure(KafkaError(code: .state, message: "poll is already in progress")) }
-                    let available = s.available
-                    if available >= maxMessages || (available > 0 && s.drained) {
-                        let out = s.take(maxMessages)
-                        return .success(out)
-                    }
+                    if s.available >= maxMessages || timeout <= .zero { return .success(s.take(maxMessages)) }
                     s.waiter = Waiter(id: id, maxMessages: maxMessages, deadline: deadline, continuation: c)
                     return nil
                 }
@@ -277,13 +270,11 @@ extension ConsumerCore {
                 if s.closing { return nil }
                 flowControl(&s, rk)
                 guard let w = s.waiter else { return 100 }
-                if s.available > 0 { return 0 }
                 let left = ContinuousClock.now.duration(to: w.deadline)
                 return Int32(clamping: max(0, min(100, KafkaConfiguration.milliseconds(left) + 1)))
             }
             guard let timeoutMs else { break }
 
-            var drained = true
             var next = rd_kafka_consumer_poll(rk, timeoutMs)
             while let m = next {
                 if m.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -293,17 +284,16 @@ extension ConsumerCore {
                     messageError(m)
                 }
                 rd_kafka_message_destroy(m)
-                if fetched.count >= Self.chunk { drained = false; break }
+                if fetched.count >= Self.chunk { break }
                 next = rd_kafka_consumer_poll(rk, 0)
             }
 
             let ready: (CheckedContinuation<[KafkaMessage], any Error>, [KafkaMessage])? = state.withLock { s in
                 s.buffer.append(contentsOf: fetched)
-                s.drained = drained
                 flowControl(&s, rk)
                 guard let w = s.waiter else { return nil }
                 let available = s.available
-                guard available >= w.maxMessages || (available > 0 && drained) || ContinuousClock.now >= w.deadline
+                guard available >= w.maxMessages || ContinuousClock.now >= w.deadline
                 else { return nil }
                 s.waiter = nil
                 return (w.continuation, s.take(w.maxMessages))
