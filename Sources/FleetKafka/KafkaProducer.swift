@@ -9,6 +9,8 @@ import Synchronization
 public final class KafkaProducer: Sendable {
     private let configuration: KafkaConfiguration
     private let state: Mutex<(client: ProducerClient?, clientsCreated: Int)>
+    /// Sends and batches whose delivery reports are still outstanding (tests check for leaks).
+    let liveGroups = LiveCounter()
 
     public init(configuration: KafkaConfiguration) throws(KafkaError) {
         try KafkaError.checkSupportedLibrary()
@@ -25,7 +27,7 @@ public final class KafkaProducer: Sendable {
 
     @discardableResult
     public func send(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?) async throws -> KafkaDelivery {
-        let group = DeliveryGroup()
+        let group = DeliveryGroup(liveGroups)
         try await produce(KafkaRecord(topic: topic, partition: partition, key: key, value: value), into: group)
         return try await group.wait()!
     }
@@ -38,7 +40,7 @@ public final class KafkaProducer: Sendable {
     /// Sends all records and waits for every delivery report; throws the first delivery error.
     /// Records that were enqueued before an error are still delivered (or fail) in the background.
     public func sendBatch(_ records: [KafkaRecord]) async throws {
-        let group = DeliveryGroup()
+        let group = DeliveryGroup(liveGroups)
         for record in records {
             do {
                 try await produce(record, into: group)
@@ -136,6 +138,14 @@ final class DeliveryGroup: Sendable {
         var continuation: CheckedContinuation<KafkaDelivery?, any Error>?
     }
     private let state = Mutex(State())
+    private let live: LiveCounter
+
+    init(_ live: LiveCounter) {
+        self.live = live
+        live.value.add(1, ordering: .relaxed)
+    }
+
+    deinit { live.value.subtract(1, ordering: .relaxed) }
 
     func add() { state.withLock { $0.pending += 1 } }
 
@@ -177,6 +187,10 @@ final class DeliveryGroup: Sendable {
             }
         continuation?.resume(with: result)
     }
+}
+
+final class LiveCounter: Sendable {
+    let value = Atomic<Int>(0)
 }
 
 /// Shared with librdkafka's callbacks through the opaque pointer.

@@ -1,4 +1,4 @@
-import FleetKafka
+@testable import FleetKafka
 import Foundation
 import Synchronization
 import TestSupport
@@ -202,6 +202,26 @@ struct FleetKafkaTests {
         let messages = try await receive(consumer, count: 1000)
         await consumer.close()
         #expect(Set(messages.map(\.value)) == Set(records.map(\.value)))
+    }
+
+    @Test func deliveryErrorsAreThrownAndNothingLeaks() async throws {
+        let (configuration, topic) = try await makeTopic(partitions: 1)
+        let producer = try KafkaProducer(configuration: configuration)
+        try await producer.send(topic: topic, key: nil, value: bytes("warm-up"))   // metadata known
+
+        // Fails in the delivery report: the partition does not exist.
+        let good = (0..<50).map { KafkaRecord(topic: topic, key: nil, value: bytes("m\($0)")) }
+        let badPartition = try await #require(throws: KafkaError.self) {
+            try await producer.sendBatch(good + [KafkaRecord(topic: topic, partition: 99, key: nil, value: [1])] + good)
+        }
+        #expect(badPartition.code == .unknownPartition, "\(badPartition)")
+        // Fails when enqueued, after 50 others were enqueued: larger than message.max.bytes.
+        let tooLarge = try await #require(throws: KafkaError.self) {
+            try await producer.sendBatch(good + [KafkaRecord(topic: topic, key: nil, value: [UInt8](repeating: 0, count: 2_000_000))])
+        }
+        #expect(tooLarge.code.name == "MSG_SIZE_TOO_LARGE", "\(tooLarge)")
+        await producer.close()
+        #expect(producer.liveGroups.value.load(ordering: .relaxed) == 0, "every retained delivery group was released")
     }
 
     @Test func nullPayloadsEmptyAndGarbageBytesArriveAsSent() async throws {
