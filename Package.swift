@@ -30,7 +30,7 @@ let package = Package(
             dependencies: ["FileFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
 
-        .target(name: "TestSupport", dependencies: ["FleetKafka", "FleetPostgres"],
+        .target(name: "TestSupport", dependencies: ["FileFleet"],
                 path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "FleetPostgresTests", dependencies: ["FleetPostgres", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "FleetKafkaTests", dependencies: ["FleetKafka", "TestSupport"], swiftSettings: strict),
