@@ -224,6 +224,36 @@ struct FleetKafkaTests {
         #expect(producer.liveGroups.value.load(ordering: .relaxed) == 0, "every retained delivery group was released")
     }
 
+    /// SPEC §9.1: after a broker restart an idempotent producer loops on an unknown producer id.
+    @Test func producerRecoversAfterABrokerRestart() async throws {
+        let broker = try await TansuBroker.start()
+        var configuration = testConfiguration(broker.brokers)
+        configuration.messageTimeout = .seconds(5)
+        let admin = try KafkaAdmin(configuration: configuration)
+        let topic = TestEnvironment.uniqueName("topic")
+        try await admin.createTopic(topic, partitions: 1)
+        let producer = try KafkaProducer(configuration: configuration)
+        try await producer.send(topic: topic, key: "k", value: bytes("before"))
+
+        try await broker.restart()
+        try await admin.createTopic(topic, partitions: 1)
+        var delivered: KafkaDelivery?
+        var errors: [KafkaError] = []
+        for attempt in 0..<4 where delivered == nil {
+            do {
+                delivered = try await producer.send(topic: topic, key: "k", value: bytes("after \(attempt)"))
+            } catch let error as KafkaError {
+                #expect(error.isRetriable, "\(error)")
+                errors.append(error)
+            }
+        }
+        #expect(delivered != nil, "\(errors)")
+        #expect(errors.count <= 1)
+        #expect(producer.clientsCreated == 1 + errors.count)
+        await producer.close()
+        try await broker.stop()
+    }
+
     @Test func nullPayloadsEmptyAndGarbageBytesArriveAsSent() async throws {
         let (configuration, topic) = try await makeTopic(partitions: 1)
         var garbage = (0...255).map { UInt8($0) }
