@@ -159,7 +159,6 @@ final class ConsumerCore: Sendable {
         var paused: Set<KafkaTopicPartition> = []
         var flowPaused = false
         var closing = false
-        var closedDown = false
         var fatal: KafkaError?
 
         var available: Int {
@@ -305,7 +304,6 @@ extension ConsumerCore {
         // Leave the group: revokes the assignment (the rebalance callback runs here), then destroy.
         rd_kafka_consumer_close(rk)
         let waiter = state.withLock { s in
-            s.closedDown = true
             defer { s.waiter = nil }
             return s.waiter
         }

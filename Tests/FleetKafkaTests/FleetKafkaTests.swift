@@ -188,6 +188,31 @@ struct FleetKafkaTests {
         await consumer.close()
     }
 
+    @Test func aSlowApplicationGetsEverythingOnceWhileFetchingIsThrottled() async throws {
+        var (configuration, topic) = try await makeTopic(partitions: 2)
+        configuration.consumerBufferLimit = 20
+        let producer = try KafkaProducer(configuration: configuration)
+        let records = (0..<300).map { KafkaRecord(topic: topic, key: "k\($0)", value: bytes("m\($0)")) }
+        try await producer.sendBatch(records)
+        await producer.close()
+
+        let consumer = try KafkaConsumer(configuration: configuration, group: TestEnvironment.uniqueName("group"), topics: [topic])
+        var messages: [KafkaMessage] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while messages.count < 300, ContinuousClock.now < deadline {
+            messages += try await consumer.poll(maxMessages: 7, timeout: .milliseconds(300))
+            try await Task.sleep(for: .milliseconds(10))   // "importing"
+        }
+        messages += try await receiveAll(consumer, for: .seconds(1))
+        await consumer.close()
+        #expect(messages.count == 300)
+        #expect(Set(messages.map(\.value)) == Set(records.map(\.value)))
+        for partition in Set(messages.map(\.partition)) {
+            let offsets = messages.filter { $0.partition == partition }.map(\.offset)
+            #expect(offsets == Array(0..<Int64(offsets.count)), "partition \(partition) in order, no gaps or repeats")
+        }
+    }
+
     @Test func closeFlushesEverythingEnqueued() async throws {
         var (configuration, topic) = try await makeTopic(partitions: 3)
         configuration.linger = .milliseconds(2000)   // so that the messages are still queued at close
