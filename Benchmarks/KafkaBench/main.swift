@@ -1,5 +1,5 @@
 // Produce and consume rates through FleetKafka, and through kcat (if installed) on the same broker.
-// Usage: kafka-bench BROKERS [MESSAGES=200000] [BYTES=100]
+// Usage: kafka-bench BROKERS [MESSAGES=200000] [BYTES=100]   (BUFFER_LIMIT=N sets consumerBufferLimit)
 import FleetKafka
 import Foundation
 
@@ -14,6 +14,7 @@ var configuration = KafkaConfiguration(brokers: brokers, clientID: "kafka-bench"
 configuration.sessionTimeout = .seconds(3)
 configuration.heartbeatInterval = .milliseconds(500)
 configuration.maxPollInterval = .seconds(10)
+if let limit = ProcessInfo.processInfo.environment["BUFFER_LIMIT"] { configuration.consumerBufferLimit = Int(limit)! }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 func rate(_ n: Int, _ d: Duration) -> String { String(format: "%9.0f msg/s  (%d in %.2f s)", Double(n) / seconds(d), n, seconds(d)) }

@@ -21,8 +21,10 @@ public struct KafkaConfiguration: Sendable {
     /// How long a revocation waits for the application's `onRevoke` to finish before the
     /// partitions are given up anyway.
     public var revocationTimeout: Duration = .seconds(20)
-    /// The consumer stops fetching (pauses its partitions) while this many messages wait for `poll`.
-    public var consumerBufferLimit: Int = 20_000
+    /// The consumer stops fetching (pauses its partitions) while this many messages wait for
+    /// `poll`, and resumes at half. Keep it well above `poll`'s `maxMessages`: a pause drops
+    /// librdkafka's prefetched messages, which are fetched again on resume.
+    public var consumerBufferLimit: Int = 100_000
     /// A produced message that is not acknowledged within this time fails with `.messageTimedOut`.
     public var messageTimeout: Duration = .seconds(60)
     /// Producer batching delay.
