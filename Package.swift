@@ -45,6 +45,11 @@ let package = Package(
             name: "FileFleetTests",
             dependencies: ["FileFleet", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict),
+        // FleetKafkaTests runs it as a child process and kills it.
+        .executableTarget(name: "kafka-test-consumer", dependencies: ["FleetKafka"],
+                          path: "Tests/KafkaTestConsumer", swiftSettings: strict),
+        .executableTarget(name: "kafka-bench", dependencies: ["FleetKafka"],
+                          path: "Benchmarks/KafkaBench", swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -60,6 +60,16 @@ public final class TansuBroker: Sendable {
         let broker = self.broker
         try await runBlocking { broker.stop() }
     }
+
+    /// Stops the broker and starts a new one on the same port: topics, data and offsets are gone.
+    public func restart() async throws {
+        let broker = self.broker
+        let port = Int(brokers.split(separator: ":").last!)!
+        try await runBlocking {
+            broker.stop()
+            try broker.start(port: port)
+        }
+    }
 }
 
 /// Directories of the servers this process started, under `/tmp/filefleet-tests/run-<pid>`.

@@ -1,0 +1,93 @@
+internal import CRdKafka
+
+/// What FileFleet sets on librdkafka. `options` are passed through last (SPEC §3 `--kafka-option`),
+/// so they override every typed setting.
+public struct KafkaConfiguration: Sendable {
+    public enum OffsetReset: String, Sendable {
+        case earliest, latest
+    }
+
+    /// `host:port[,host:port…]`
+    public var brokers: String
+    public var clientID: String = "filefleet"
+    /// A member that misses heartbeats for this long is removed and its partitions move.
+    public var sessionTimeout: Duration = .seconds(45)
+    public var heartbeatInterval: Duration = .seconds(3)
+    /// Must be ≥ `sessionTimeout`. The consumer polls on its own thread, so a busy application
+    /// does not exceed it; it also bounds how long a rebalance waits for a revocation.
+    public var maxPollInterval: Duration = .seconds(300)
+    /// Where a group starts on a partition without a committed offset.
+    public var autoOffsetReset: OffsetReset = .earliest
+    /// How long a revocation waits for the application's `onRevoke` to finish before the
+    /// partitions are given up anyway.
+    public var revocationTimeout: Duration = .seconds(20)
+    /// The consumer stops fetching (pauses its partitions) while this many messages wait for
+    /// `poll`, and resumes at half. Keep it well above `poll`'s `maxMessages`: a pause drops
+    /// librdkafka's prefetched messages, which are fetched again on resume.
+    public var consumerBufferLimit: Int = 100_000
+    /// A produced message that is not acknowledged within this time fails with `.messageTimedOut`.
+    public var messageTimeout: Duration = .seconds(60)
+    /// Producer batching delay.
+    public var linger: Duration = .milliseconds(5)
+    /// librdkafka properties, e.g. `["debug": "cgrp", "security.protocol": "ssl"]`.
+    public var options: [String: String] = [:]
+
+    public init(brokers: String, clientID: String = "filefleet") {
+        self.brokers = brokers
+        self.clientID = clientID
+    }
+
+    /// Parses `KEY=VALUE` (the `--kafka-option` syntax) into `options`.
+    public mutating func addOption(_ keyValue: String) throws(KafkaError) {
+        guard let eq = keyValue.firstIndex(of: "="), eq != keyValue.startIndex else {
+            throw KafkaError(code: .invalidArgument, message: "Kafka option \"\(keyValue)\" is not KEY=VALUE")
+        }
+        options[String(keyValue[..<eq])] = String(keyValue[keyValue.index(after: eq)...])
+    }
+
+    var commonProperties: [(String, String)] {
+        [("bootstrap.servers", brokers), ("client.id", clientID)]
+    }
+
+    var producerProperties: [(String, String)] {
+        commonProperties + [
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("partitioner", "murmur2_random"),
+            ("message.timeout.ms", String(Self.milliseconds(messageTimeout))),
+            ("linger.ms", String(Self.milliseconds(linger))),
+        ]
+    }
+
+    func consumerProperties(group: String) -> [(String, String)] {
+        commonProperties + [
+            ("group.id", group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+            ("auto.offset.reset", autoOffsetReset.rawValue),
+            ("session.timeout.ms", String(Self.milliseconds(sessionTimeout))),
+            ("heartbeat.interval.ms", String(Self.milliseconds(heartbeatInterval))),
+            ("max.poll.interval.ms", String(Self.milliseconds(maxPollInterval))),
+        ]
+    }
+
+    static func milliseconds(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s * 1000 + atto / 1_000_000_000_000_000
+    }
+
+    /// A new `rd_kafka_conf_t` with `properties` and then `options` applied; the caller owns it.
+    func makeConf(_ properties: [(String, String)]) throws(KafkaError) -> OpaquePointer {
+        let conf = rd_kafka_conf_new()!
+        for (key, value) in properties + options.sorted(by: { $0.key < $1.key }) {
+            var errstr = [CChar](repeating: 0, count: 512)
+            let result = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)
+            if result != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError(code: .invalidArgument, message: "Kafka option \(key): \(text(errstr))")
+            }
+        }
+        return conf
+    }
+}
