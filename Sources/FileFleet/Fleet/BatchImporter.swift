@@ -1,0 +1,140 @@
+import FleetKafka
+import FleetPostgres
+import Foundation
+import Synchronization
+
+/// A run as a worker needs it: where its source is and how strict to be. Read from Postgres,
+/// never from the message (SPEC §6.10).
+struct RunContext: Sendable {
+    var sourceID: String
+    var root: String
+    var state: String
+    var maxFileBytes: Int
+    var maxAttempts: Int
+}
+
+struct BatchResult: Sendable {
+    var counts = OutcomeCounts()
+    var refused = 0
+}
+
+/// One batch of messages: decode, refuse what is forged, read and parse the files outside any
+/// transaction, then one transaction per run in the batch.
+final class BatchImporter: Sendable {
+    let settings: FleetSettings
+    let options: WorkerOptions
+    let writer: BatchWriter
+    let pool: PostgresPool
+    let log: Log
+    private let runs = Mutex<[Int64: RunContext?]>([:])
+
+    init(settings: FleetSettings, options: WorkerOptions, worker: String, pool: PostgresPool, log: Log) {
+        self.settings = settings
+        self.options = options
+        self.writer = BatchWriter(schema: settings.schema, worker: worker)
+        self.pool = pool
+        self.log = log
+    }
+
+    func importBatch(_ messages: [KafkaMessage]) async throws -> BatchResult {
+        var result = BatchResult()
+        var byRun: [Int64: [PathMessage]] = [:]
+        for message in messages {
+            guard let decoded = PathMessage.decode(message.value) else {
+                result.refused += 1
+                log.event("refused", ["reason": "undecodable", "partition": String(message.partition),
+                                      "offset": String(message.offset), "bytes": String(message.value?.count ?? 0)])
+                continue
+            }
+            byRun[decoded.run, default: []].append(decoded)
+        }
+        for (runID, paths) in byRun.sorted(by: { $0.key < $1.key }) {
+            guard let run = try await context(runID) else {
+                result.refused += paths.count
+                log.event("refused", ["reason": "unknown_run", "run": String(runID)])
+                continue
+            }
+            guard run.state == "running" else { continue }  // a finished run: nothing left to do
+            var unique: [String: Void] = [:]
+            var accepted: [String] = []
+            for message in paths {
+                guard message.source == run.sourceID, RelativePath.isValid(message.path) else {
+                    result.refused += 1
+                    log.event("refused", ["reason": message.source == run.sourceID ? "invalid_path" : "wrong_source",
+                                          "run": String(runID), "path": message.path])
+                    continue
+                }
+                if unique.updateValue((), forKey: message.path) == nil { accepted.append(message.path) }
+            }
+            guard !accepted.isEmpty else { continue }
+            let outcomes = try await readFiles(accepted, run: run)
+            let counts = try await withRetry(.default) {
+                try await pool.withConnection { c in
+                    try await writer.write(run: runID, sourceID: run.sourceID, outcomes: outcomes, on: c)
+                }
+            }
+            result.counts.imported += counts.imported
+            result.counts.unchanged += counts.unchanged
+            result.counts.deleted += counts.deleted
+            result.counts.failed += counts.failed
+        }
+        return result
+    }
+
+    private func context(_ runID: Int64) async throws -> RunContext? {
+        if let cached = runs.withLock({ $0[runID] }), let context = cached, context.state == "running" { return context }
+        let schema = settings.schema
+        let context = try await pool.withConnection { c -> RunContext? in
+            try await c.query("""
+                SELECT r.source_id, s.root, r.state, r.max_file_bytes, r.max_attempts
+                  FROM \(unescaped: schema.runs) r JOIN \(unescaped: schema.sources) s ON s.id = r.source_id
+                 WHERE r.id = \(runID)
+                """).first.map { row in
+                RunContext(sourceID: try row.decode(String.self, 0), root: try row.decode(String.self, 1),
+                           state: try row.decode(String.self, 2), maxFileBytes: try row.decode(Int.self, 3),
+                           maxAttempts: try row.decode(Int.self, 4))
+            }
+        }
+        runs.withLock { $0[runID] = context }
+        return context
+    }
+
+    /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time.
+    private func readFiles(_ paths: [String], run: RunContext) async throws -> [(path: String, outcome: FileOutcome)] {
+        let lanes = max(1, min(options.concurrency, paths.count))
+        let chunk = (paths.count + lanes - 1) / lanes
+        return try await withThrowingTaskGroup(of: (Int, [(path: String, outcome: FileOutcome)]).self) { group in
+            for lane in 0..<lanes {
+                let slice = Array(paths.dropFirst(lane * chunk).prefix(chunk))
+                group.addTask {
+                    (lane, try await runBlocking { slice.map { ($0, Self.readFile($0, run: run)) } })
+                }
+            }
+            var results: [(Int, [(path: String, outcome: FileOutcome)])] = []
+            for try await lane in group { results.append(lane) }
+            return results.sorted { $0.0 < $1.0 }.flatMap(\.1)
+        }
+    }
+
+    /// One file: vanished → deleted; a read that fails for a reason that may pass (unreadable) is
+    /// tried `maxAttempts` times; the others (too large, escapes the root) fail at once.
+    static func readFile(_ path: String, run: RunContext) -> FileOutcome {
+        var attempt = 1
+        while true {
+            do {
+                let file = try FileReader.read(root: run.root, relativePath: path, maxBytes: run.maxFileBytes)
+                let document = Importer.importFile(bytes: file.bytes, path: path, mtime: file.mtime)
+                return .document(document, mtimeMicros: file.mtimeMicros)
+            } catch .vanished {
+                return .vanished
+            } catch {
+                if case .unreadable = error, attempt < run.maxAttempts {
+                    attempt += 1
+                    usleep(UInt32(50_000 * attempt))
+                    continue
+                }
+                return .failed(reason: error.reason, message: error.description, attempts: attempt)
+            }
+        }
+    }
+}

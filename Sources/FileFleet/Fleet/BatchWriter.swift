@@ -1,0 +1,123 @@
+import FleetPostgres
+import Foundation
+
+/// What a worker found for one planned path, before the transaction.
+enum FileOutcome: Sendable {
+    case document(ImportedDocument, mtimeMicros: Int64)
+    case vanished
+    case failed(reason: String, message: String, attempts: Int)
+}
+
+/// The transaction of one batch of one run: skip what is already checkpointed, upsert changed
+/// documents (COPY into a session staging table, then one INSERT … ON CONFLICT), delete vanished
+/// ones, record failures, append the checkpoint rows. Commits all of it or nothing.
+struct BatchWriter: Sendable {
+    let schema: Schema
+    let worker: String
+
+    /// Returns the outcome counts of the paths this transaction checkpointed.
+    func write(run: Int64, sourceID: String, outcomes: [(path: String, outcome: FileOutcome)],
+               on connection: PostgresConnection) async throws -> OutcomeCounts {
+        try await connection.withTransaction { c in
+            let paths = outcomes.map(\.path)
+            let done = Set(try await c.query("""
+                SELECT path FROM \(unescaped: schema.checkpoints) WHERE run_id = \(run) AND path = ANY(\(paths)::text[])
+                """).map { try $0.decode(String.self, 0) })
+            let todo = outcomes.filter { !done.contains($0.path) }
+            guard !todo.isEmpty else { return OutcomeCounts() }
+
+            var stored: [String: String] = [:]
+            for row in try await c.query("""
+                SELECT path, sha256 FROM \(unescaped: schema.documents)
+                 WHERE source_id = \(sourceID) AND path = ANY(\(todo.map(\.path))::text[])
+                """) {
+                stored[try row.decode(String.self, 0)] = try row.decode(String.self, 1)
+            }
+
+            var counts = OutcomeCounts()
+            var checkpointOutcomes: [String] = []
+            var upserts: [(ImportedDocument, Int64)] = []
+            var deletions: [String] = []
+            var succeeded: [String] = []
+            var failures: [(path: String, reason: String, message: String, attempts: Int)] = []
+            for (path, outcome) in todo {
+                switch outcome {
+                case .document(let document, let mtime):
+                    if stored[path] == document.sha256 {
+                        counts.unchanged += 1
+                        checkpointOutcomes.append("unchanged")
+                    } else {
+                        upserts.append((document, mtime))
+                        counts.imported += 1
+                        checkpointOutcomes.append("imported")
+                    }
+                    succeeded.append(path)
+                case .vanished:
+                    deletions.append(path)
+                    succeeded.append(path)
+                    counts.deleted += 1
+                    checkpointOutcomes.append("deleted")
+                case .failed(let reason, let message, let attempts):
+                    failures.append((path, reason, message, attempts))
+                    counts.failed += 1
+                    checkpointOutcomes.append("failed")
+                }
+            }
+
+            if !upserts.isEmpty { try await upsert(upserts, sourceID: sourceID, run: run, on: c) }
+            if !deletions.isEmpty {
+                try await c.execute("""
+                    DELETE FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID) AND path = ANY(\(deletions)::text[])
+                    """)
+            }
+            if !succeeded.isEmpty {
+                try await c.execute("""
+                    DELETE FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) AND path = ANY(\(succeeded)::text[])
+                    """)
+            }
+            if !failures.isEmpty {
+                try await c.execute("""
+                    INSERT INTO \(unescaped: schema.failures) AS f (source_id, path, reason, message, attempts, run_id)
+                    SELECT \(sourceID), p, r, m, a::int, \(run)
+                      FROM unnest(\(failures.map(\.path))::text[], \(failures.map(\.reason))::text[],
+                                  \(failures.map(\.message))::text[], \(failures.map { String($0.attempts) })::text[]) AS t(p, r, m, a)
+                    ON CONFLICT (source_id, path) DO UPDATE
+                       SET reason = excluded.reason, message = excluded.message, run_id = excluded.run_id,
+                           attempts = f.attempts + excluded.attempts, last_seen = now()
+                    """)
+            }
+            try await c.execute("""
+                INSERT INTO \(unescaped: schema.checkpoints) (run_id, path, outcome, worker)
+                SELECT \(run), p, o, \(worker) FROM unnest(\(todo.map(\.path))::text[], \(checkpointOutcomes)::text[]) AS t(p, o)
+                ON CONFLICT DO NOTHING
+                """)
+            return counts
+        }
+    }
+
+    private func upsert(_ documents: [(ImportedDocument, Int64)], sourceID: String, run: Int64,
+                        on c: PostgresConnection) async throws {
+        // Per session; emptied at every commit. lz4 where the server has it (SPEC §10: the body's
+        // compression is most of the server's cost), else the server's default.
+        try await c.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS filefleet_staging
+              (LIKE \(unescaped: schema.documents) INCLUDING DEFAULTS INCLUDING COMPRESSION) ON COMMIT DELETE ROWS
+            """)
+        let columns = "source_id, path, sha256, size, mtime, kind, title, frontmatter, frontmatter_error, body, run_id"
+        try await c.copyFrom("COPY filefleet_staging (\(columns)) FROM STDIN") { writer in
+            for (d, mtime) in documents {
+                try await writer.writeRow([sourceID, d.path, d.sha256, d.size, Timestamps.text(micros: mtime), d.kind.rawValue,
+                                           d.title, d.frontmatterJSON, d.frontmatterError, d.body, run] as [any PostgresEncodable])
+            }
+        }
+        try await c.execute("""
+            INSERT INTO \(unescaped: schema.documents) (\(unescaped: columns))
+            SELECT \(unescaped: columns) FROM filefleet_staging
+            ON CONFLICT (source_id, path) DO UPDATE
+               SET sha256 = excluded.sha256, size = excluded.size, mtime = excluded.mtime, kind = excluded.kind,
+                   title = excluded.title, frontmatter = excluded.frontmatter,
+                   frontmatter_error = excluded.frontmatter_error, body = excluded.body,
+                   run_id = excluded.run_id, imported_at = now()
+            """)
+    }
+}

@@ -1,0 +1,69 @@
+public import FleetPostgres
+import Foundation
+
+/// What a directory-mode run must do (SPEC §6.3): files that are new or changed, stored documents
+/// whose file is gone, and paths that failed before. Size and mtime are the fast path; when they
+/// differ the file is hashed, and an equal hash only refreshes the stored mtime.
+public struct DirectoryPlan: Sendable {
+    public var paths: [String] = []
+    /// Unchanged content whose stored mtime must be refreshed: (path, mtime µs).
+    public var touched: [(String, Int64)] = []
+    public var listed = 0
+    public var invalidNames: [String] = []
+}
+
+public struct DirectoryPlanner: Sendable {
+    public let schema: Schema
+
+    public init(schema: Schema) {
+        self.schema = schema
+    }
+
+    public func plan(sourceID: String, root: String, filter: PathFilter, on c: PostgresConnection) async throws -> DirectoryPlan {
+        // The stored side, held once: path → (size, mtime µs, sha256).
+        var stored: [String: (Int64, Int64, String)] = [:]
+        for row in try await c.query("""
+            SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint, sha256
+              FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
+            """) {
+            stored[try row.decode(String.self, 0)] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2),
+                                                      try row.decode(String.self, 3))
+        }
+        let failed = try await c.query("SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID)")
+            .map { try $0.decode(String.self, 0) }
+        let known = stored
+        var plan = try await runBlocking { () throws -> DirectoryPlan in
+            var plan = DirectoryPlan()
+            var seen = Set<String>()
+            try DirectoryWalker(root: root, filter: filter).walk(file: { file in
+                plan.listed += 1
+                seen.insert(file.path)
+                guard let (size, mtime, sha) = known[file.path] else { return plan.paths.append(file.path) }
+                if size == file.size && mtime == file.mtimeMicros { return }
+                if size == file.size, let bytes = try? Data(contentsOf: URL(fileURLWithPath: root + "/" + file.path)),
+                   SHA256.hex([UInt8](bytes)) == sha {
+                    plan.touched.append((file.path, file.mtimeMicros))
+                } else {
+                    plan.paths.append(file.path)
+                }
+            }, invalidName: { plan.invalidNames.append($0) })
+            plan.paths += known.keys.filter { !seen.contains($0) }  // deleted from the source
+            return plan
+        }
+        let planned = Set(plan.paths)
+        plan.paths += failed.filter { !planned.contains($0) }
+        stored.removeAll()
+        return plan
+    }
+
+    /// Refreshes the mtime of documents whose content did not change. Call inside a fenced transaction.
+    public func touch(_ touched: [(String, Int64)], sourceID: String, on c: PostgresConnection) async throws {
+        guard !touched.isEmpty else { return }
+        try await c.execute("""
+            UPDATE \(unescaped: schema.documents) d
+               SET mtime = to_timestamp(0) + t.micros::bigint * interval '1 microsecond'
+              FROM unnest(\(touched.map(\.0))::text[], \(touched.map { String($0.1) })::text[]) AS t(path, micros)
+             WHERE d.source_id = \(sourceID) AND d.path = t.path
+            """)
+    }
+}

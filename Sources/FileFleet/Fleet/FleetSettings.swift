@@ -1,0 +1,48 @@
+public import FleetKafka
+
+/// Where the fleet's servers are and how it behaves; flags and environment resolved by the CLI.
+public struct FleetSettings: Sendable {
+    public var postgresURL: String
+    public var kafka: KafkaConfiguration
+    public var topic: String = "filefleet.paths"
+    public var partitions: Int = 32
+    public var group: String = "filefleet-workers"
+    /// `filefleet` in production; tests use a schema of their own.
+    public var schema: Schema = Schema()
+
+    public init(postgresURL: String, kafka: KafkaConfiguration) {
+        self.postgresURL = postgresURL
+        self.kafka = kafka
+    }
+}
+
+/// What one `sync` does beyond where the servers are (SPEC §4).
+public struct SyncOptions: Sendable {
+    public var sourceID: String?
+    public var includes: [String] = []
+    public var excludes: [String] = []
+    public var workers: Int = 0
+    public var maxFileBytes: Int = 64 << 20
+    public var maxAttempts: Int = 3
+    public var lease = LeaseTiming()
+    public var stallWindow: Duration = .seconds(30)
+    /// How often progress is read from the checkpoints.
+    public var pollInterval: Duration = .milliseconds(500)
+
+    public init() {}
+}
+
+/// What one worker does (SPEC §4, §6.6, §6.9).
+public struct WorkerOptions: Sendable {
+    public var concurrency: Int = System.coreCount
+    public var batchSize: Int = 500
+    public var batchWait: Duration = .milliseconds(50)
+    public var drainTimeout: Duration = .seconds(20)
+    public var maxFileBytes: Int = 64 << 20
+    public var maxAttempts: Int = 3
+    /// Consecutive failed batches before the worker reports not-ready and gives its partitions up.
+    public var failuresBeforePause: Int = 5
+    public var poolSize: Int = 2
+
+    public init() {}
+}

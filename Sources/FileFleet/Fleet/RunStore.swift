@@ -1,0 +1,126 @@
+public import FleetPostgres
+public import Foundation
+
+/// A usage error the user must fix: exit 2 with this one line.
+public struct UsageError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public struct SourceRecord: Sendable {
+    public var id: String
+    public var root: String
+    public var mode: String
+    public var bookmark: String?
+}
+
+public struct RunRecord: Sendable {
+    public var id: Int64
+    public var sourceID: String
+    public var mode: String
+    public var pin: String?
+    public var state: String
+    public var planned: Int
+}
+
+/// Counts of a run's checkpoints by outcome.
+public struct OutcomeCounts: Sendable, Equatable {
+    public var imported = 0, unchanged = 0, deleted = 0, failed = 0
+    public var total: Int { imported + unchanged + deleted + failed }
+}
+
+/// The SQL of sources, runs, plans and checkpoint counts.
+public struct RunStore: Sendable {
+    public let schema: Schema
+
+    public init(schema: Schema) {
+        self.schema = schema
+    }
+
+    /// Binds `id` to `root` at its first sync; another root for the same id is a usage error.
+    public func registerSource(id: String, root: String, mode: String, on c: PostgresConnection) async throws -> SourceRecord {
+        try await c.execute("""
+            INSERT INTO \(unescaped: schema.sources) (id, root, mode) VALUES (\(id), \(root), \(mode))
+            ON CONFLICT (id) DO NOTHING
+            """)
+        let row = try await c.query("SELECT root, mode, bookmark FROM \(unescaped: schema.sources) WHERE id = \(id)")[0]
+        let record = SourceRecord(id: id, root: try row.decode(String.self, 0), mode: try row.decode(String.self, 1),
+                                  bookmark: try row.decode(String?.self, 2))
+        guard record.root == root else {
+            throw UsageError("--source-id \(id) is bound to \(record.root), not \(root): choose another --source-id")
+        }
+        return record
+    }
+
+    public func openRun(sourceID: String, on c: PostgresConnection) async throws -> RunRecord? {
+        try await c.query("""
+            SELECT id, source_id, mode, pin, state, planned FROM \(unescaped: schema.runs)
+             WHERE source_id = \(sourceID) AND state = 'running'
+            """).first.map(Self.run)
+    }
+
+    /// Stores a new run and its plan. Call inside the lease's fenced transaction.
+    public func createRun(sourceID: String, mode: String, pin: String?, token: Int64, plan: [String],
+                          maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
+        let row = try await c.query("""
+            INSERT INTO \(unescaped: schema.runs) (source_id, mode, pin, lease_token, planned, max_file_bytes, max_attempts)
+            VALUES (\(sourceID), \(mode), \(pin), \(token), \(plan.count), \(maxFileBytes), \(maxAttempts))
+            RETURNING id, source_id, mode, pin, state, planned
+            """)[0]
+        let run = try Self.run(row)
+        try await c.copyFrom("COPY \(schema.plannedPaths) (run_id, path) FROM STDIN") { writer in
+            for path in plan { try await writer.writeRow(run.id, path) }
+        }
+        return run
+    }
+
+    /// Planned paths of `run` without a checkpoint, in batches.
+    public func remainingPaths(run: Int64, on c: PostgresConnection) async throws -> [String] {
+        try await c.query("""
+            SELECT p.path FROM \(unescaped: schema.plannedPaths) p
+             WHERE p.run_id = \(run)
+               AND NOT EXISTS (SELECT 1 FROM \(unescaped: schema.checkpoints) k WHERE k.run_id = p.run_id AND k.path = p.path)
+            """).map { try $0.decode(String.self, 0) }
+    }
+
+    public func checkpointCount(run: Int64, on c: PostgresConnection) async throws -> Int {
+        try await c.query("SELECT count(*) FROM \(unescaped: schema.checkpoints) WHERE run_id = \(run)")[0].decode(Int.self, 0)
+    }
+
+    /// Outcomes of `run`'s checkpoints, those written at or after `since` (database time) only if given.
+    public func outcomes(run: Int64, since: Date? = nil, on c: PostgresConnection) async throws -> OutcomeCounts {
+        var counts = OutcomeCounts()
+        let rows = try await c.query("""
+            SELECT outcome, count(*) FROM \(unescaped: schema.checkpoints)
+             WHERE run_id = \(run) AND (\(since)::timestamptz IS NULL OR done_at >= \(since))
+             GROUP BY outcome
+            """)
+        for row in rows {
+            let n = try row.decode(Int.self, 1)
+            switch try row.decode(String.self, 0) {
+            case "imported": counts.imported = n
+            case "unchanged": counts.unchanged = n
+            case "deleted": counts.deleted = n
+            default: counts.failed = n
+            }
+        }
+        return counts
+    }
+
+    /// Ends the run. Call inside the lease's fenced transaction.
+    public func finish(run: Int64, state: String, on c: PostgresConnection) async throws {
+        try await c.execute("""
+            UPDATE \(unescaped: schema.runs) SET state = \(state), finished_at = now() WHERE id = \(run)
+            """)
+    }
+
+    public func databaseNow(on c: PostgresConnection) async throws -> Date {
+        try await c.query("SELECT now()")[0].decode(Date.self, 0)
+    }
+
+    static func run(_ row: PostgresRow) throws -> RunRecord {
+        RunRecord(id: try row.decode(Int64.self, 0), sourceID: try row.decode(String.self, 1),
+                  mode: try row.decode(String.self, 2), pin: try row.decode(String?.self, 3),
+                  state: try row.decode(String.self, 4), planned: try row.decode(Int.self, 5))
+    }
+}

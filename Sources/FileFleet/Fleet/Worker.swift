@@ -1,0 +1,208 @@
+public import FleetKafka
+import FleetPostgres
+import Foundation
+import Synchronization
+
+/// A stateless worker (SPEC §1, §6.2, §6.6, §6.9): polls batches of paths, imports each batch in
+/// one Postgres transaction with its checkpoint rows, and commits the Kafka offsets only after.
+public final class Worker: Sendable {
+    public let id: String
+    let settings: FleetSettings
+    let options: WorkerOptions
+    let log: Log
+    private let state = Mutex(WorkerState())
+    private let gate = BatchGate()
+
+    struct WorkerState {
+        var stopRequested = false
+        var counts = OutcomeCounts()
+        var refused = 0
+        var ready = false
+    }
+
+    public init(settings: FleetSettings, options: WorkerOptions, log: Log = Log(component: "worker")) {
+        self.id = "\(System.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)"
+        self.settings = settings
+        self.options = options
+        self.log = log
+    }
+
+    /// Stop fetching; the batch in flight finishes and commits, then `run` returns.
+    public func requestStop() {
+        state.withLock { $0.stopRequested = true }
+    }
+
+    var stopRequested: Bool { state.withLock { $0.stopRequested } }
+    public var counts: OutcomeCounts { state.withLock { $0.counts } }
+    /// Messages refused: undecodable, forged, or for an unknown run.
+    public var refused: Int { state.withLock { $0.refused } }
+    public var isReady: Bool { state.withLock { $0.ready } }
+
+    /// Runs until `requestStop`, then drains. Throws `DrainTimeout` when the batch in flight
+    /// could not finish within `options.drainTimeout` (it was rolled back; its paths come again).
+    public func run() async throws {
+        let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
+                                acquireTimeout: .seconds(30), idleTimeout: .seconds(5))
+        defer { Task { await pool.close() } }
+        try await withRetry(Self.startupRetry) { try await settings.schema.migrate(pool) }
+        try await register(pool)
+        let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.heartbeat(pool) }
+            defer { group.cancelAll() }
+            var consecutiveFailures = 0
+            while !stopRequested {
+                let consumer = try KafkaConsumer(configuration: settings.kafka, group: settings.group,
+                                                 topics: [settings.topic],
+                                                 onRevoke: { [gate] _ in await gate.waitUntilIdle() })
+                state.withLock { $0.ready = true }
+                do {
+                    try await consume(consumer, importer: importer, consecutiveFailures: &consecutiveFailures)
+                    await consumer.close()
+                } catch let giveUp as GiveUp {
+                    // Hand the partitions to workers that can make progress, rejoin later (SPEC §6.9).
+                    state.withLock { $0.ready = false }
+                    log.event("paused", ["reason": giveUp.description])
+                    await consumer.close()
+                    try await sleepUnlessStopped(giveUp.backoff)
+                } catch {
+                    state.withLock { $0.ready = false }
+                    await consumer.close()
+                    throw error
+                }
+            }
+        }
+        await markStopped(pool)
+    }
+
+    private struct GiveUp: Error, CustomStringConvertible {
+        let description: String
+        let backoff: Duration
+    }
+
+    private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, consecutiveFailures: inout Int) async throws {
+        while !stopRequested {
+            gate.begin()
+            defer { gate.end() }
+            let messages = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            guard !messages.isEmpty else { continue }
+            while true {
+                do {
+                    let result = try await drainable { try await importer.importBatch(messages) }
+                    state.withLock {
+                        $0.counts.imported += result.counts.imported
+                        $0.counts.unchanged += result.counts.unchanged
+                        $0.counts.deleted += result.counts.deleted
+                        $0.counts.failed += result.counts.failed
+                        $0.refused += result.refused
+                    }
+                    consecutiveFailures = 0
+                    break
+                } catch let error as PostgresError where error.isRetryable || error.code.rawValue.hasPrefix("08") {
+                    consecutiveFailures += 1
+                    log.event("batch_failed", ["error": error.description, "consecutive": String(consecutiveFailures)])
+                    if consecutiveFailures >= options.failuresBeforePause {
+                        throw GiveUp(description: "\(consecutiveFailures) consecutive batches failed: \(error)",
+                                     backoff: .seconds(min(30, 2 * consecutiveFailures)))
+                    }
+                    try await Task.sleep(for: .milliseconds(200 * consecutiveFailures))
+                } catch let error as PostgresPoolError {
+                    consecutiveFailures += 1
+                    if consecutiveFailures >= options.failuresBeforePause {
+                        throw GiveUp(description: "\(error)", backoff: .seconds(min(30, 2 * consecutiveFailures)))
+                    }
+                    try await Task.sleep(for: .milliseconds(200 * consecutiveFailures))
+                }
+            }
+            // Only now, after the transaction committed.
+            try await consumer.commit(messages)
+        }
+    }
+
+    /// Runs the batch; once a stop is requested it has `drainTimeout` to finish, else it is
+    /// cancelled (rolled back) and `DrainTimeout` is thrown.
+    private func drainable<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                while !self.stopRequested { try await Task.sleep(for: .milliseconds(50)) }
+                try await Task.sleep(for: self.options.drainTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw DrainTimeout() }
+            return value
+        }
+    }
+
+    private func sleepUnlessStopped(_ duration: Duration) async throws {
+        let end = ContinuousClock.now + duration
+        while !stopRequested && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(100)) }
+    }
+
+    private func register(_ pool: PostgresPool) async throws {
+        let pid = Int(getpid())
+        _ = try await pool.withConnection { c in
+            try await c.execute("""
+                INSERT INTO \(unescaped: settings.schema.workers) (id, host, pid, state) VALUES (\(id), \(System.hostName), \(pid), 'running')
+                ON CONFLICT (id) DO UPDATE SET state = 'running', heartbeat_at = now()
+                """)
+        }
+    }
+
+    private func heartbeat(_ pool: PostgresPool) async throws {
+        while true {
+            try await Task.sleep(for: .seconds(2))
+            let (imported, ready) = state.withLock { ($0.counts.total, $0.ready) }
+            _ = try? await pool.withConnection { c in
+                try await c.execute("""
+                    UPDATE \(unescaped: settings.schema.workers)
+                       SET heartbeat_at = now(), imported = \(imported), state = \(ready ? "running" : "paused")
+                     WHERE id = \(id)
+                    """)
+            }
+        }
+    }
+
+    private func markStopped(_ pool: PostgresPool) async {
+        _ = try? await pool.withConnection { c in
+            try await c.execute("UPDATE \(unescaped: settings.schema.workers) SET state = 'stopped', heartbeat_at = now() WHERE id = \(id)")
+        }
+    }
+
+    static let startupRetry = RetryPolicy(maxAttempts: 10, baseDelay: .milliseconds(200), maxDelay: .seconds(5),
+                                          totalBudget: .seconds(60))
+}
+
+/// The batch in flight could not finish within the drain timeout; it was rolled back.
+public struct DrainTimeout: Error, CustomStringConvertible {
+    public var description: String { "the batch in flight did not finish within the drain timeout; rolled back" }
+}
+
+/// Lets a revocation wait until the batch in flight has committed its offsets.
+final class BatchGate: Sendable {
+    private let state = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func begin() { state.withLock { $0.busy = true } }
+
+    func end() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.busy = false
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    func waitUntilIdle() async {
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { s -> Bool in
+                if !s.busy { return true }
+                s.waiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// One line per event on stderr, `key=value` (SPEC §7). Values are quoted when they need it.
+public struct Log: Sendable {
+    public let component: String
+    public var enabled = true
+
+    public init(component: String, enabled: Bool = true) {
+        self.component = component
+        self.enabled = enabled
+    }
+
+    public func child(_ component: String) -> Log { Log(component: component, enabled: enabled) }
+
+    public func event(_ name: String, _ fields: [String: String] = [:]) {
+        guard enabled else { return }
+        var line = "component=\(component) event=\(name)"
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            line += " \(key)=\(Self.quote(value))"
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    static func quote(_ value: String) -> String {
+        guard value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else {
+            return value
+        }
+        return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n") + "\""
+    }
+}
