@@ -1,4 +1,7 @@
 import ArgumentParser
+import FileFleet
+import FleetKafka
+import Foundation
 
 /// Where Postgres and Kafka are (SPEC §3). Flags override environment variables.
 struct ConnectionOptions: ParsableArguments {
@@ -31,4 +34,62 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Serve /healthz, /readyz, /metrics and a status page. Env: FILEFLEET_HTTP.",
                                valueName: "HOST:PORT"))
     var http: String?
+}
+
+extension ConnectionOptions {
+    static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// Where the servers are, or nil for the embedded stack (neither configured).
+    /// Exactly one of them configured is a usage error naming the other.
+    func settings() throws -> FleetSettings? {
+        let env = Self.environment
+        let postgres = postgresURL ?? env["FILEFLEET_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let kafka = kafkaBrokers ?? env["FILEFLEET_KAFKA_BROKERS"].flatMap { $0.isEmpty ? nil : $0 }
+        switch (postgres, kafka) {
+        case (nil, nil): return nil
+        case (_?, nil): throw UsageError("--postgres is set but --kafka (FILEFLEET_KAFKA_BROKERS) is not: give both, or neither for the embedded stack")
+        case (nil, _?): throw UsageError("--kafka is set but --postgres (FILEFLEET_POSTGRES_URL) is not: give both, or neither for the embedded stack")
+        case let (postgres?, kafka?): return try settings(postgresURL: postgres, brokers: kafka)
+        }
+    }
+
+    /// Settings for these servers, with the topic, group and Kafka options of the flags and environment.
+    func settings(postgresURL: String, brokers: String) throws -> FleetSettings {
+        let env = Self.environment
+        var kafka = KafkaConfiguration(brokers: brokers, clientID: "filefleet")
+        // Quick joins and quick takeover of a dead member's partitions (SPEC §9.1); override with --kafka-option.
+        kafka.sessionTimeout = .seconds(6)
+        kafka.heartbeatInterval = .seconds(1)
+        for option in kafkaOptions {
+            do { try kafka.addOption(option) } catch { throw UsageError("--kafka-option \(option): \(error)") }
+        }
+        var settings = FleetSettings(postgresURL: postgresURL, kafka: kafka)
+        settings.topic = topic ?? env["FILEFLEET_TOPIC"] ?? settings.topic
+        settings.group = group ?? env["FILEFLEET_GROUP"] ?? settings.group
+        if let text = partitions.map(String.init) ?? env["FILEFLEET_PARTITIONS"] {
+            guard let n = Int(text), n > 0 else { throw UsageError("--partitions (FILEFLEET_PARTITIONS) must be a positive number, not \(text)") }
+            settings.partitions = n
+        }
+        return settings
+    }
+
+    var resolvedStateDir: String { stateDir ?? Self.environment["FILEFLEET_STATE_DIR"] ?? "./.filefleet" }
+}
+
+/// Writes one line to stderr.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Runs `body`, turning a UsageError into one line on stderr and exit 2.
+func withUsageErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as UsageError {
+        printError("filefleet: \(error.description)")
+        throw ExitCode.usage
+    } catch let error as StackError {
+        printError("filefleet: \(error.description)")
+        throw ExitCode.usage
+    }
 }

@@ -1,0 +1,116 @@
+public import FleetPostgres
+import Foundation
+
+/// What `filefleet status` shows (SPEC §4), read in one go.
+public struct StatusReport: Sendable, Codable {
+    public struct Source: Sendable, Codable {
+        public var id: String
+        public var root: String
+        public var mode: String
+        public var bookmark: String?
+        public var run: Run?
+        public var lease: Lease?
+        public var failures: [Failure]
+    }
+
+    public struct Run: Sendable, Codable {
+        public var id: Int64
+        public var state: String
+        public var planned: Int
+        public var done: Int
+        public var failed: Int
+        public var started_at: String
+        public var finished_at: String?
+        /// Files per second over the last minute of checkpoints.
+        public var rate: Double
+        public var eta_seconds: Double?
+    }
+
+    public struct Lease: Sendable, Codable {
+        public var holder: String?
+        public var token: Int64
+        public var heartbeat_age_seconds: Double?
+        public var expires_in_seconds: Double?
+    }
+
+    public struct Worker: Sendable, Codable {
+        public var id: String
+        public var state: String
+        public var imported: Int
+        public var heartbeat_age_seconds: Double
+    }
+
+    public struct Failure: Sendable, Codable {
+        public var path: String
+        public var reason: String
+        public var message: String
+        public var attempts: Int
+        public var last_seen: String
+    }
+
+    public var sources: [Source]
+    public var workers: [Worker]
+
+    /// Workers whose heartbeat is older than this are not shown as live.
+    static let liveWorkerWindow = 30.0
+
+    public static func read(schema: Schema, sourceID: String?, on c: PostgresConnection) async throws -> StatusReport {
+        var sources: [Source] = []
+        for row in try await c.query("""
+            SELECT id, root, mode, bookmark FROM \(unescaped: schema.sources)
+             WHERE \(sourceID)::text IS NULL OR id = \(sourceID) ORDER BY id
+            """) {
+            let id = try row.decode(String.self, 0)
+            sources.append(Source(id: id, root: try row.decode(String.self, 1), mode: try row.decode(String.self, 2),
+                                  bookmark: try row.decode(String?.self, 3), run: try await run(schema, id, c),
+                                  lease: try await lease(schema, id, c), failures: try await failures(schema, id, c)))
+        }
+        let workers = try await c.query("""
+            SELECT id, state, imported, extract(epoch FROM now() - heartbeat_at)::float8
+              FROM \(unescaped: schema.workers)
+             WHERE state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => \(liveWorkerWindow))
+             ORDER BY id
+            """).map { row in
+            Worker(id: try row.decode(String.self, 0), state: try row.decode(String.self, 1),
+                   imported: try row.decode(Int.self, 2), heartbeat_age_seconds: try row.decode(Double.self, 3))
+        }
+        return StatusReport(sources: sources, workers: workers)
+    }
+
+    static func run(_ schema: Schema, _ sourceID: String, _ c: PostgresConnection) async throws -> Run? {
+        guard let row = try await c.query("""
+            SELECT r.id, r.state, r.planned,
+                   (SELECT count(*) FROM \(unescaped: schema.checkpoints) k WHERE k.run_id = r.id),
+                   (SELECT count(*) FROM \(unescaped: schema.checkpoints) k WHERE k.run_id = r.id AND k.outcome = 'failed'),
+                   to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                   to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                   (SELECT count(*) FROM \(unescaped: schema.checkpoints) k
+                     WHERE k.run_id = r.id AND k.done_at > now() - interval '60 seconds')::float8
+                     / GREATEST(1, LEAST(60, extract(epoch FROM now() - r.started_at)))::float8
+              FROM \(unescaped: schema.runs) r WHERE r.source_id = \(sourceID) ORDER BY r.id DESC LIMIT 1
+            """).first else { return nil }
+        let planned = try row.decode(Int.self, 2), done = try row.decode(Int.self, 3), rate = try row.decode(Double.self, 7)
+        let state = try row.decode(String.self, 1)
+        return Run(id: try row.decode(Int64.self, 0), state: state, planned: planned, done: done,
+                   failed: try row.decode(Int.self, 4), started_at: try row.decode(String.self, 5),
+                   finished_at: try row.decode(String?.self, 6), rate: rate,
+                   eta_seconds: state == "running" && rate > 0 ? Double(planned - done) / rate : nil)
+    }
+
+    static func lease(_ schema: Schema, _ sourceID: String, _ c: PostgresConnection) async throws -> Lease? {
+        try await LeaseStore(schema: schema).info("sync:\(sourceID)", on: c).map {
+            Lease(holder: $0.holder, token: $0.token, heartbeat_age_seconds: $0.heartbeatAge, expires_in_seconds: $0.expiresIn)
+        }
+    }
+
+    static func failures(_ schema: Schema, _ sourceID: String, _ c: PostgresConnection) async throws -> [Failure] {
+        try await c.query("""
+            SELECT path, reason, message, attempts, to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+              FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) ORDER BY last_seen DESC, path LIMIT 10
+            """).map { row in
+            Failure(path: try row.decode(String.self, 0), reason: try row.decode(String.self, 1),
+                    message: try row.decode(String.self, 2), attempts: try row.decode(Int.self, 3),
+                    last_seen: try row.decode(String.self, 4))
+        }
+    }
+}
