@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "postgres-bench", dependencies: ["FleetPostgres"],
                           path: "Benchmarks/PostgresBench", swiftSettings: strict),
 
-        .target(name: "TestSupport", dependencies: ["FleetKafka", "FleetPostgres"],
+        .target(name: "TestSupport", dependencies: ["FileFleet"],
                 path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "FleetPostgresTests", dependencies: ["FleetPostgres", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "FleetKafkaTests", dependencies: ["FleetKafka", "TestSupport"], swiftSettings: strict),

@@ -1,0 +1,18 @@
+# The two commands of the quick start: `make demo` and `make test`. Each sets up what is missing first.
+SWIFT ?= swift
+
+.PHONY: setup build test demo clean
+
+setup:
+	@scripts/setup
+
+build: setup
+	$(SWIFT) build
+
+# Every test, integration included: the tests start a private PostgreSQL and a Tansu broker themselves.
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+clean:
+	rm -rf .build

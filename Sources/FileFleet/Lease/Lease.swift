@@ -1,0 +1,139 @@
+import Foundation
+public import FleetPostgres
+import Synchronization
+
+/// A held lease: single flight for one name across every node (SPEC §6.4, §6.5).
+///
+/// `Lease.hold` acquires, heartbeats on a dedicated connection from a dedicated thread (so the
+/// beat keeps its cadence when every core is busy and the shared pool is exhausted), and releases
+/// on every exit path. When a heartbeat finds the lease gone, the body is cancelled at once and
+/// `hold` throws `LeaseLost`.
+public final class Lease: Sendable {
+    public let name: String
+    public let holder: String
+    public let token: Int64
+    let store: LeaseStore
+    private let lostState = Mutex(false)
+
+    init(name: String, holder: String, token: Int64, store: LeaseStore) {
+        self.name = name
+        self.holder = holder
+        self.token = token
+        self.store = store
+    }
+
+    /// Whether a heartbeat found the lease taken over or force-released.
+    public var isLost: Bool { lostState.withLock { $0 } }
+
+    /// Runs `body` in a transaction only while this lease is current; else throws `LeaseLost`
+    /// and writes nothing.
+    public func fenced<T>(on connection: PostgresConnection,
+                          _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await store.fenced(name, token: token, on: connection, body)
+        } catch let error as LeaseLost {
+            lostState.withLock { $0 = true }
+            throw error
+        }
+    }
+
+    /// "host:pid:nonce": who holds a lease, readable by an operator.
+    public static func holderIdentity() -> String {
+        "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)"
+    }
+
+    /// Acquires `name` (or throws `LeaseBusy`), runs `body` while heartbeating, releases on return,
+    /// throw and cancellation. Throws `LeaseLost` if the lease is lost meanwhile.
+    public static func hold<T: Sendable>(
+        _ name: String, holder: String = holderIdentity(), timing: LeaseTiming = LeaseTiming(),
+        schema: Schema, url: String, onHeartbeat: (@Sendable (ContinuousClock.Instant) -> Void)? = nil,
+        _ body: @escaping @Sendable (Lease) async throws -> T
+    ) async throws -> T {
+        let store = LeaseStore(schema: schema)
+        // The heartbeat's own connection: it must not wait behind a busy pool.
+        let connection = HeartbeatConnection(try await PostgresConnection.connect(url))
+        let lease: Lease
+        do {
+            let token = try await store.acquire(name, holder: holder, timing: timing, on: connection.current)
+            lease = Lease(name: name, holder: holder, token: token, store: store)
+        } catch {
+            await connection.current.close()
+            throw error
+        }
+        let executor = ThreadExecutor(label: "filefleet.lease.\(name)")
+        let outcome: Result<T, any Error> = await withTaskGroup(of: Result<T, any Error>?.self) { group in
+            group.addTask(executorPreference: executor) {
+                do {
+                    try await lease.heartbeatUntilCancelled(url: url, connection: connection, executor: executor, timing: timing,
+                                                           onHeartbeat: onHeartbeat)
+                    return nil
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                do { return .success(try await body(lease)) } catch { return .failure(error) }
+            }
+            var outcome: Result<T, any Error>? = nil
+            while outcome == nil, let next = await group.next() {
+                outcome = next
+                if next != nil { group.cancelAll() }
+            }
+            return outcome ?? .failure(CancellationError())
+        }
+        // Release on every exit path, even when the caller's task is cancelled.
+        await Task {
+            if connection.current.isBroken, let fresh = try? await PostgresConnection.connect(url) {
+                connection.replace(with: fresh)
+            }
+            try? await store.release(name, holder: holder, token: lease.token, on: connection.current)
+            await connection.current.close()
+        }.value
+        if case .failure = outcome, lease.isLost { throw LeaseLost(name: name, token: lease.token) }
+        return try outcome.get()
+    }
+
+    /// Beats every `timing.heartbeat` until cancelled. A beat that updates no row means the lease
+    /// is lost: throw at once. A broken connection is replaced; the beat is retried next interval.
+    private func heartbeatUntilCancelled(url: String, connection: HeartbeatConnection, executor: ThreadExecutor,
+                                         timing: LeaseTiming,
+                                         onHeartbeat: (@Sendable (ContinuousClock.Instant) -> Void)?) async throws {
+        let clock = ContinuousClock()
+        var next = clock.now
+        while true {
+            next += timing.heartbeat
+            try await executor.sleep(until: next)
+            do {
+                if connection.current.isBroken {
+                    let old = connection.replace(with: try await PostgresConnection.connect(url))
+                    await old.close()
+                }
+                guard try await store.heartbeat(name, holder: holder, token: token, timing: timing,
+                                                on: connection.current) else {
+                    lostState.withLock { $0 = true }
+                    throw LeaseLost(name: name, token: token)
+                }
+                onHeartbeat?(clock.now)
+            } catch let error as PostgresError {
+                // Keep trying: fencing protects every write, and a contender must wait TTL + grace.
+                FileHandle.standardError.write(Data("lease \(name): heartbeat failed: \(error)\n".utf8))
+            }
+        }
+    }
+}
+
+/// The heartbeat's own connection, replaced when it breaks; shared by the beat and the release.
+final class HeartbeatConnection: Sendable {
+    private let connection: Mutex<PostgresConnection>
+
+    init(_ connection: PostgresConnection) {
+        self.connection = Mutex(connection)
+    }
+
+    var current: PostgresConnection { connection.withLock { $0 } }
+
+    @discardableResult
+    func replace(with fresh: PostgresConnection) -> PostgresConnection {
+        connection.withLock { old in defer { old = fresh }; return old }
+    }
+}

@@ -1,0 +1,139 @@
+public import FleetPostgres
+
+/// Timing of a lease (SPEC §6.5). All lease times are computed by the database clock.
+public struct LeaseTiming: Sendable, Equatable {
+    public var heartbeat: Duration
+    public var ttl: Duration
+    /// A contender needs the last heartbeat to be older than this, as well as the TTL to have passed.
+    public var grace: Duration
+
+    public init(heartbeat: Duration = .seconds(5), ttl: Duration = .seconds(30), grace: Duration? = nil) {
+        self.heartbeat = heartbeat
+        self.ttl = ttl
+        self.grace = grace ?? heartbeat * 3
+    }
+}
+
+/// A row of `leases` as an operator sees it; ages are measured by the database clock.
+public struct LeaseInfo: Sendable, Equatable {
+    public var name: String
+    public var holder: String?
+    public var token: Int64
+    public var heartbeatAge: Double?
+    public var expiresIn: Double?
+}
+
+/// Someone else holds the lease and is alive (or not yet past TTL and grace).
+public struct LeaseBusy: Error, CustomStringConvertible {
+    public let lease: LeaseInfo
+    public var description: String {
+        let age = lease.heartbeatAge.map { String(format: "%.1fs", $0) } ?? "never"
+        return "lease \(lease.name) is held by \(lease.holder ?? "?") (token \(lease.token), last heartbeat \(age) ago)"
+    }
+}
+
+/// The lease was taken over (or force-released): this holder must not write another byte.
+public struct LeaseLost: Error, CustomStringConvertible {
+    public let name: String
+    public let token: Int64
+    public var description: String { "lease \(name) with token \(token) was lost to another holder" }
+}
+
+/// The SQL of leases, one statement each. Knows nothing of heartbeat timers (see `Lease`).
+public struct LeaseStore: Sendable {
+    public let schema: Schema
+
+    public init(schema: Schema) {
+        self.schema = schema
+    }
+
+    /// Takes the lease if it is free, released, or both expired and silent for the grace window
+    /// (the takeover rule, as one predicate). Every acquisition increments the token.
+    public func acquire(_ name: String, holder: String, timing: LeaseTiming,
+                        on connection: PostgresConnection) async throws -> Int64 {
+        let rows = try await connection.query("""
+            INSERT INTO \(unescaped: schema.leases) AS l (name, holder, token, heartbeat_at, expires_at, acquired_at)
+            VALUES (\(name), \(holder), 1, now(), now() + make_interval(secs => \(timing.ttl.seconds)), now())
+            ON CONFLICT (name) DO UPDATE
+               SET holder = excluded.holder, token = l.token + 1, heartbeat_at = now(),
+                   expires_at = excluded.expires_at, acquired_at = now()
+             WHERE l.holder IS NULL
+                OR (l.expires_at < now()
+                    AND (l.heartbeat_at IS NULL
+                         OR l.heartbeat_at < now() - make_interval(secs => \(timing.grace.seconds))))
+            RETURNING token
+            """)
+        if let row = rows.first { return try row.decode(Int64.self, 0) }
+        throw LeaseBusy(lease: try await info(name, on: connection)
+                        ?? LeaseInfo(name: name, holder: nil, token: 0, heartbeatAge: nil, expiresIn: nil))
+    }
+
+    /// Extends the lease; false when it is no longer this holder's (taken over or force-released).
+    public func heartbeat(_ name: String, holder: String, token: Int64, timing: LeaseTiming,
+                          on connection: PostgresConnection) async throws -> Bool {
+        try await connection.execute("""
+            UPDATE \(unescaped: schema.leases)
+               SET heartbeat_at = now(), expires_at = now() + make_interval(secs => \(timing.ttl.seconds))
+             WHERE name = \(name) AND holder = \(holder) AND token = \(token)
+            """) == 1
+    }
+
+    /// Gives the lease up, so that the next contender takes it at once. A no-op if it was lost.
+    public func release(_ name: String, holder: String, token: Int64, on connection: PostgresConnection) async throws {
+        try await connection.execute("""
+            UPDATE \(unescaped: schema.leases) SET holder = NULL, heartbeat_at = NULL, expires_at = now()
+             WHERE name = \(name) AND holder = \(holder) AND token = \(token)
+            """)
+    }
+
+    /// Operator release: frees the lease whoever holds it and bumps the token, so the old holder's
+    /// next fenced write and heartbeat fail. Returns the lease as it was, or nil if there is none.
+    public func forceRelease(_ name: String, on connection: PostgresConnection) async throws -> LeaseInfo? {
+        let before = try await info(name, on: connection)
+        try await connection.execute("""
+            UPDATE \(unescaped: schema.leases)
+               SET holder = NULL, token = token + 1, heartbeat_at = NULL, expires_at = now()
+             WHERE name = \(name)
+            """)
+        return before
+    }
+
+    /// Runs `body` in a transaction that first checks, with a share lock on the lease row, that
+    /// `token` is still current: a takeover waits for it to commit, and a superseded holder writes nothing.
+    public func fenced<T>(_ name: String, token: Int64, on connection: PostgresConnection,
+                          _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await connection.withTransaction { connection in
+            let current = try await connection.query("""
+                SELECT 1 FROM \(unescaped: schema.leases)
+                 WHERE name = \(name) AND token = \(token) AND holder IS NOT NULL FOR SHARE
+                """)
+            guard !current.isEmpty else { throw LeaseLost(name: name, token: token) }
+            return try await body(connection)
+        }
+    }
+
+    public func info(_ name: String, on connection: PostgresConnection) async throws -> LeaseInfo? {
+        try await list(on: connection).first { $0.name == name }
+    }
+
+    public func list(on connection: PostgresConnection) async throws -> [LeaseInfo] {
+        try await connection.query("""
+            SELECT name, holder, token,
+                   extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age,
+                   extract(epoch FROM expires_at - now())::float8 AS expires_in
+              FROM \(unescaped: schema.leases) ORDER BY name
+            """).map { row in
+            LeaseInfo(name: try row.decode(String.self, 0), holder: try row.decode(String?.self, 1),
+                      token: try row.decode(Int64.self, 2), heartbeatAge: try row.decode(Double?.self, 3),
+                      expiresIn: try row.decode(Double?.self, 4))
+        }
+    }
+}
+
+extension Duration {
+    /// Whole and fractional seconds, for SQL intervals.
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}

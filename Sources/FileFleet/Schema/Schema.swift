@@ -1,0 +1,123 @@
+public import FleetPostgres
+
+/// FileFleet's tables, in one Postgres schema: `filefleet` in production, a fresh one per test.
+/// `documents` is the output users query (SPEC §5); the others hold progress and coordination.
+public struct Schema: Sendable {
+    public let name: String
+
+    public init(_ name: String = "filefleet") {
+        self.name = name
+    }
+
+    /// A table's schema-qualified, quoted name, for `\(unescaped:)` in queries.
+    public func table(_ table: String) -> String { quoteIdentifier(name) + "." + quoteIdentifier(table) }
+
+    public var sources: String { table("sources") }
+    public var runs: String { table("runs") }
+    public var plannedPaths: String { table("planned_paths") }
+    public var checkpoints: String { table("checkpoints") }
+    public var documents: String { table("documents") }
+    public var leases: String { table("leases") }
+    public var failures: String { table("failures") }
+    public var workers: String { table("workers") }
+
+    /// Applies what is missing; safe when several processes migrate at once.
+    @discardableResult
+    public func migrate(_ pool: PostgresPool) async throws -> [Int] {
+        try await Migrator(schema: name, table: "schema_migrations", migrations: Self.migrations).migrate(on: pool)
+    }
+
+    /// Migrations run with `search_path` set to the schema, so table names are unqualified.
+    static let migrations = [
+        Migration(version: 1, name: "fleet", sql: """
+            CREATE TABLE sources (
+                id         text PRIMARY KEY,
+                root       text NOT NULL,
+                mode       text NOT NULL CHECK (mode IN ('directory', 'git')),
+                bookmark   text,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+
+            -- One row per attempt to bring a source up to date. A run that is not finished is
+            -- resumed by the next sync of its source (same id, same plan, same pin).
+            CREATE TABLE runs (
+                id          bigserial PRIMARY KEY,
+                source_id   text NOT NULL REFERENCES sources (id),
+                mode        text NOT NULL,
+                pin         text,
+                state       text NOT NULL DEFAULT 'running'
+                            CHECK (state IN ('running', 'completed', 'completed_with_failures', 'aborted')),
+                planned     bigint NOT NULL DEFAULT 0,
+                lease_token bigint NOT NULL,
+                started_at  timestamptz NOT NULL DEFAULT now(),
+                finished_at timestamptz
+            );
+            CREATE UNIQUE INDEX runs_one_open_per_source ON runs (source_id) WHERE state = 'running';
+
+            -- The plan of a run: every path it must bring to its state on disk.
+            CREATE TABLE planned_paths (
+                run_id bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                path   text   NOT NULL,
+                PRIMARY KEY (run_id, path)
+            );
+
+            -- Append-only: a path is done for a run exactly when it has a row here. Written in the
+            -- same transaction as the document, before the Kafka offset is committed.
+            CREATE TABLE checkpoints (
+                run_id   bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                path     text   NOT NULL,
+                outcome  text   NOT NULL CHECK (outcome IN ('imported', 'unchanged', 'deleted', 'failed')),
+                worker   text   NOT NULL,
+                done_at  timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (run_id, path)
+            );
+
+            CREATE TABLE documents (
+                source_id         text        NOT NULL,
+                path              text        NOT NULL,
+                sha256            text        NOT NULL,
+                size              bigint      NOT NULL,
+                mtime             timestamptz NOT NULL,
+                kind              text        NOT NULL CHECK (kind IN ('markdown', 'text', 'binary')),
+                title             text,
+                frontmatter       jsonb,
+                frontmatter_error text,
+                body              text,
+                run_id            bigint      NOT NULL,
+                imported_at       timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (source_id, path)
+            );
+
+            CREATE TABLE leases (
+                name         text PRIMARY KEY,
+                holder       text,
+                token        bigint NOT NULL DEFAULT 0,
+                heartbeat_at timestamptz,
+                expires_at   timestamptz,
+                acquired_at  timestamptz
+            );
+
+            CREATE TABLE failures (
+                source_id  text        NOT NULL,
+                path       text        NOT NULL,
+                reason     text        NOT NULL,
+                message    text        NOT NULL,
+                attempts   integer     NOT NULL DEFAULT 1,
+                run_id     bigint,
+                first_seen timestamptz NOT NULL DEFAULT now(),
+                last_seen  timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (source_id, path)
+            );
+
+            CREATE TABLE workers (
+                id           text PRIMARY KEY,
+                host         text NOT NULL,
+                pid          integer NOT NULL,
+                state        text NOT NULL,
+                imported     bigint NOT NULL DEFAULT 0,
+                started_at   timestamptz NOT NULL DEFAULT now(),
+                heartbeat_at timestamptz NOT NULL DEFAULT now()
+            );
+            """),
+    ]
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+/// A local Tansu broker (SPEC §9.1): memory storage, one loopback port, pid file and log in
+/// `directory`. Its data is gone when it stops. Methods block: call them inside `runBlocking`.
+public struct LocalTansu: Sendable {
+    public let directory: String
+    public var pidFile: String { directory + "/tansu.pid" }
+    public var portFile: String { directory + "/tansu.port" }
+    public var logFile: String { directory + "/tansu.log" }
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// `127.0.0.1:PORT` of the running broker, if one is alive.
+    public var brokers: String? {
+        guard runningPID != nil, let text = try? String(contentsOfFile: portFile, encoding: .utf8),
+              let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+        return "127.0.0.1:\(port)"
+    }
+
+    public var runningPID: Int32? {
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+              Command.isAlive(pid),
+              let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
+              cmdline.contains("tansu") else { return nil }
+        return pid
+    }
+
+    /// Starts the broker on `port` in the background and waits until it accepts connections.
+    public func start(port: Int) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let url = "tcp://127.0.0.1:\(port)"
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["STORAGE_ENGINE", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID"] {
+            environment.removeValue(forKey: key)
+        }
+        let pid = try Command.spawn([try Self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                     "--storage-engine", "memory://tansu/"], environment: environment, output: logFile)
+        try String(pid).write(toFile: pidFile, atomically: true, encoding: .utf8)
+        try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
+        let deadline = Date().addingTimeInterval(15)
+        while !Command.isListening(port: port) {
+            guard Command.isAlive(pid), Date() < deadline else {
+                stop()
+                let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?.suffix(500) ?? ""
+                throw StackError("the Tansu broker did not start on port \(port): \(tail)")
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after two seconds.
+    public func stop() {
+        guard let pid = runningPID else { return }
+        kill(pid, SIGTERM)
+        for _ in 0..<100 where Command.isAlive(pid) { usleep(20_000) }
+        if Command.isAlive(pid) { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        waitpid(pid, &status, WNOHANG)  // reap it if it was our child
+        try? FileManager.default.removeItem(atPath: pidFile)
+    }
+
+    /// The broker binary: `FILEFLEET_TANSU`, `tansu` on PATH, or `.tools/bin/tansu` (where
+    /// scripts/setup puts it) in the current directory or above the running executable.
+    public static func binary() throws -> String {
+        let environment = ProcessInfo.processInfo.environment
+        var candidates: [String] = []
+        if let path = environment["FILEFLEET_TANSU"] { candidates.append(path) }
+        for dir in (environment["PATH"] ?? "").split(separator: ":") { candidates.append("\(dir)/tansu") }
+        candidates.append(FileManager.default.currentDirectoryPath + "/.tools/bin/tansu")
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while dir.path != "/" {
+            candidates.append(dir.path + "/.tools/bin/tansu")
+            dir.deleteLastPathComponent()
+        }
+        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
+        throw StackError("the Tansu broker binary was not found: run scripts/setup, or set FILEFLEET_TANSU")
+    }
+}

@@ -1,0 +1,226 @@
+import FileFleet
+import FleetPostgres
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+
+/// Leases against the real server (SPEC §6.4, §6.5). Short timings keep the waits to about a second.
+@Suite struct LeaseTests {
+    let schema: Schema
+    let url: String
+    let store: LeaseStore
+
+    init() async throws {
+        let environment = try await TestEnvironment.shared()
+        let test = try await environment.makeSchema()
+        schema = Schema(test.name)
+        url = environment.postgresURL
+        store = LeaseStore(schema: schema)
+        let pool = PostgresPool(url: url, maxConnections: 1)
+        try await schema.migrate(pool)
+        await pool.close()
+    }
+
+    @discardableResult
+    func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await PostgresConnection.connect(url)
+        do {
+            let value = try await body(connection)
+            await connection.close()
+            return value
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    @Test func leaseAcquiredWhenFree() async throws {
+        try await withConnection { c in
+            let token = try await store.acquire("sync:a", holder: "h1", timing: LeaseTiming(), on: c)
+            #expect(token == 1)
+            let info = try #require(try await store.info("sync:a", on: c))
+            #expect(info.holder == "h1")
+            #expect(try #require(info.expiresIn) > 29)
+        }
+    }
+
+    @Test func leaseBusyWhileHolderIsFresh() async throws {
+        try await withConnection { c in
+            let token = try await store.acquire("sync:b", holder: "h1", timing: LeaseTiming(), on: c)
+            let error = await #expect(throws: LeaseBusy.self) {
+                try await store.acquire("sync:b", holder: "h2", timing: LeaseTiming(), on: c)
+            }
+            #expect(error?.lease.holder == "h1")
+            #expect(error?.lease.token == token)
+            #expect(try #require(error?.lease.heartbeatAge) < 5)
+            #expect(error?.description.contains("h1") == true)
+        }
+    }
+
+    @Test func leaseNotTakenWhenTTLLapsedButHeartbeatWithinGrace() async throws {
+        let timing = LeaseTiming(heartbeat: .seconds(5), ttl: .milliseconds(300), grace: .seconds(10))
+        try await withConnection { c in
+            _ = try await store.acquire("sync:c", holder: "h1", timing: timing, on: c)
+            try await Task.sleep(for: .milliseconds(600))
+            let info = try #require(try await store.info("sync:c", on: c))
+            #expect(try #require(info.expiresIn) < 0)
+            await #expect(throws: LeaseBusy.self) {
+                try await store.acquire("sync:c", holder: "h2", timing: timing, on: c)
+            }
+        }
+    }
+
+    @Test func leaseTakenWhenTTLAndGraceBothPassedWithTokenPlusOne() async throws {
+        let timing = LeaseTiming(heartbeat: .milliseconds(100), ttl: .milliseconds(300), grace: .milliseconds(300))
+        try await withConnection { c in
+            let first = try await store.acquire("sync:d", holder: "h1", timing: timing, on: c)
+            try await Task.sleep(for: .milliseconds(700))
+            let second = try await store.acquire("sync:d", holder: "h2", timing: timing, on: c)
+            #expect(second == first + 1)
+            #expect(try await store.info("sync:d", on: c)?.holder == "h2")
+        }
+    }
+
+    @Test func leaseTakenWhenHeartbeatIsNull() async throws {
+        try await withConnection { c in
+            let first = try await store.acquire("sync:e", holder: "h1", timing: LeaseTiming(), on: c)
+            try await c.execute("""
+                UPDATE \(unescaped: schema.leases) SET heartbeat_at = NULL, expires_at = now() - interval '1 second'
+                """)
+            let second = try await store.acquire("sync:e", holder: "h2", timing: LeaseTiming(), on: c)
+            #expect(second == first + 1)
+        }
+    }
+
+    @Test func leaseOldHolderHeartbeatReportsLossAtOnce() async throws {
+        let timing = LeaseTiming(heartbeat: .milliseconds(100), ttl: .milliseconds(200), grace: .milliseconds(200))
+        let started = ContinuousClock.now
+        let error = await #expect(throws: LeaseLost.self) {
+            try await Lease.hold("sync:f", holder: "old", timing: timing, schema: schema, url: url) { _ in
+                // Take it over from another connection, the way a contender on another node would.
+                try await withConnection { c in
+                    try await c.execute("""
+                        UPDATE \(unescaped: schema.leases)
+                           SET heartbeat_at = NULL, expires_at = now() - interval '1 second'
+                        """)
+                    _ = try await store.acquire("sync:f", holder: "new", timing: timing, on: c)
+                }
+                try await Task.sleep(for: .seconds(30))  // cancelled when the next beat finds the loss
+            }
+        }
+        #expect(error?.token == 1)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let holder = try await withConnection { c in try await store.info("sync:f", on: c)?.holder }
+        #expect(holder == "new")
+    }
+
+    @Test func leaseFencedWriteAfterTakeoverWritesNothing() async throws {
+        let timing = LeaseTiming(heartbeat: .milliseconds(100), ttl: .milliseconds(200), grace: .milliseconds(200))
+        try await withConnection { c in
+            try await c.execute("CREATE TABLE \(unescaped: schema.table("writes")) (v int)")
+            let old = try await store.acquire("sync:g", holder: "old", timing: timing, on: c)
+            _ = try await store.fenced("sync:g", token: old, on: c) { c in
+                try await c.execute("INSERT INTO \(unescaped: schema.table("writes")) VALUES (1)")
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            _ = try await store.acquire("sync:g", holder: "new", timing: timing, on: c)
+            await #expect(throws: LeaseLost.self) {
+                try await store.fenced("sync:g", token: old, on: c) { c in
+                    try await c.execute("INSERT INTO \(unescaped: schema.table("writes")) VALUES (2)")
+                }
+            }
+            let values = try await c.query("SELECT v FROM \(unescaped: schema.table("writes"))").map { try $0.decode(Int.self, 0) }
+            #expect(values == [1])
+        }
+    }
+
+    @Test func leaseReleaseLetsTheNextAcquireSucceedAtOnce() async throws {
+        try await withConnection { c in
+            let first = try await store.acquire("sync:h", holder: "h1", timing: LeaseTiming(), on: c)
+            try await store.release("sync:h", holder: "h1", token: first, on: c)
+            let second = try await store.acquire("sync:h", holder: "h2", timing: LeaseTiming(), on: c)
+            #expect(second == first + 1)
+        }
+        // Lease.hold releases on return and on throw.
+        _ = try await Lease.hold("sync:h2", schema: schema, url: url) { _ in 1 }
+        struct Boom: Error {}
+        await #expect(throws: Boom.self) {
+            try await Lease.hold("sync:h2", schema: schema, url: url) { _ in throw Boom() }
+        }
+        let released = try await withConnection { c in try await store.info("sync:h2", on: c) }
+        #expect(released?.holder == nil)
+        #expect(try await withConnection { c in
+            try await store.acquire("sync:h2", holder: "h3", timing: LeaseTiming(), on: c)
+        } == 3)
+    }
+
+    @Test func leaseForceReleaseFencesTheHolder() async throws {
+        let timing = LeaseTiming(heartbeat: .milliseconds(100))
+        try await withConnection { c in
+            try await c.execute("CREATE TABLE \(unescaped: schema.table("fwrites")) (v int)")
+        }
+        await #expect(throws: LeaseLost.self) {
+            try await Lease.hold("sync:i", timing: timing, schema: schema, url: url) { lease in
+                let before = try await withConnection { c in try await store.forceRelease("sync:i", on: c) }
+                #expect(before?.token == lease.token)
+                try await withConnection { c in
+                    try await lease.fenced(on: c) { c in
+                        try await c.execute("INSERT INTO \(unescaped: schema.table("fwrites")) VALUES (1)")
+                    }
+                }
+            }
+        }
+        let (rows, info) = try await withConnection { c in
+            (try await c.query("SELECT v FROM \(unescaped: schema.table("fwrites"))"), try await store.info("sync:i", on: c))
+        }
+        #expect(rows.isEmpty)
+        #expect(info?.token == 2)
+    }
+
+    @Test func leaseHeartbeatsSucceedWithThePoolFullyCheckedOut() async throws {
+        let pool = PostgresPool(url: url, maxConnections: 2, acquireTimeout: .milliseconds(200))
+        let beats = Mutex(0)
+        try await Lease.hold("sync:j", timing: LeaseTiming(heartbeat: .milliseconds(100)), schema: schema, url: url,
+                             onHeartbeat: { _ in beats.withLock { $0 += 1 } }) { _ in
+            try await pool.withConnection { _ in
+                try await pool.withConnection { _ in
+                    await #expect(throws: PostgresPoolError.self) { try await pool.withConnection { _ in } }
+                    let before = beats.withLock { $0 }
+                    try await Task.sleep(for: .seconds(1))
+                    #expect(beats.withLock { $0 } - before >= 5)
+                }
+            }
+        }
+        await pool.close()
+
+    }
+
+    /// SPEC §6.5: the beat keeps its cadence while every core is busy. Busy tasks fill the
+    /// cooperative pool; the heartbeat runs on its own executor. Prints the largest gap seen.
+    @Test func leaseHeartbeatKeepsCadenceWhileEveryCoreIsBusy() async throws {
+        let interval = Duration.milliseconds(200)
+        let seconds = Double(ProcessInfo.processInfo.environment["FILEFLEET_LEASE_SATURATION_SECONDS"] ?? "3") ?? 3
+        let beats = Mutex<[ContinuousClock.Instant]>([])
+        try await Lease.hold("sync:k", timing: LeaseTiming(heartbeat: interval), schema: schema, url: url,
+                             onHeartbeat: { instant in beats.withLock { $0.append(instant) } }) { _ in
+            let end = ContinuousClock.now + .seconds(seconds)
+            await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<(ProcessInfo.processInfo.activeProcessorCount * 2) {
+                    group.addTask {
+                        var x = 0
+                        while ContinuousClock.now < end { for i in 0..<100_000 { x &+= i &* 31 } }
+                        return x
+                    }
+                }
+                for await _ in group {}
+            }
+        }
+        let instants = beats.withLock { $0 }
+        let gaps = zip(instants.dropFirst(), instants).map { $0 - $1 }
+        let largest = gaps.max() ?? .zero
+        print("lease heartbeat under CPU saturation: \(instants.count) beats in \(seconds) s, largest gap \(largest) (interval \(interval))")
+        #expect(instants.count >= Int(seconds / 0.2) - 2)
+        #expect(largest < interval * 2)
+    }
+}

@@ -1,0 +1,105 @@
+import FileFleet
+import Foundation
+import Synchronization
+
+/// A PostgreSQL cluster owned by one test (or the shared one): restart it, starve it, stop it.
+public final class PostgresServer: Sendable {
+    public let url: String
+    public let port: Int
+    let cluster: LocalPostgres
+
+    private init(cluster: LocalPostgres, port: Int) {
+        self.cluster = cluster
+        self.port = port
+        self.url = cluster.url!
+    }
+
+    /// initdb into a fresh directory and start on a free loopback port, with extra `settings`
+    /// (e.g. `["max_connections": "3"]`). Stopped at the latest when the test process exits.
+    public static func start(settings: [String: String] = [:]) async throws -> PostgresServer {
+        let directory = try ServerRegistry.newDirectory("postgres")
+        return try await runBlocking {
+            let cluster = LocalPostgres(directory: directory)
+            try cluster.initialize(port: try Command.freeLoopbackPort(), settings: ["fsync": "off"].merging(settings) { $1 })
+            try cluster.start()
+            return PostgresServer(cluster: cluster, port: cluster.port!)
+        }
+    }
+
+    public func restart() async throws {
+        let cluster = self.cluster
+        try await runBlocking { try cluster.restart() }
+    }
+
+    public func stop() async throws {
+        let cluster = self.cluster
+        try await runBlocking { try cluster.stop() }
+    }
+}
+
+/// A Tansu broker owned by one test (or the shared one).
+public final class TansuBroker: Sendable {
+    public let brokers: String
+    let broker: LocalTansu
+
+    private init(broker: LocalTansu, brokers: String) {
+        self.broker = broker
+        self.brokers = brokers
+    }
+
+    public static func start() async throws -> TansuBroker {
+        let directory = try ServerRegistry.newDirectory("tansu")
+        return try await runBlocking {
+            let broker = LocalTansu(directory: directory)
+            try broker.start(port: try Command.freeLoopbackPort())
+            return TansuBroker(broker: broker, brokers: broker.brokers!)
+        }
+    }
+
+    public func stop() async throws {
+        let broker = self.broker
+        try await runBlocking { broker.stop() }
+    }
+}
+
+/// Directories of the servers this process started, under `/tmp/filefleet-tests/run-<pid>`.
+/// Servers outlive a killed test process (SPEC §9.3a), so each start first stops the servers of
+/// runs whose process is gone, and an `atexit` hook stops this run's.
+enum ServerRegistry {
+    static let root = "/tmp/filefleet-tests"
+    static let runDirectory = "\(root)/run-\(getpid())"
+    private static let setup = Mutex(false)
+
+    static func newDirectory(_ kind: String) throws -> String {
+        try setup.withLock { done in
+            guard !done else { return }
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o755])
+            chmod(root, 0o755)
+            cleanStaleRuns()
+            atexit { ServerRegistry.stopAll(in: ServerRegistry.runDirectory) }
+            done = true
+        }
+        let directory = "\(runDirectory)/\(kind)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    static func cleanStaleRuns() {
+        let runs = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        for run in runs where run.hasPrefix("run-") {
+            guard let pid = Int32(run.dropFirst(4)), !Command.isAlive(pid) else { continue }
+            stopAll(in: "\(root)/\(run)")
+        }
+    }
+
+    static func stopAll(in directory: String) {
+        let servers = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for server in servers {
+            let path = "\(directory)/\(server)"
+            if server.hasPrefix("postgres") { try? LocalPostgres(directory: path).stop(immediate: true) }
+            if server.hasPrefix("tansu") { LocalTansu(directory: path).stop() }
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
