@@ -102,7 +102,9 @@ public final class PostgresCopyWriter: Sendable {
         try await writeRow(values)
     }
 
+    /// Also where a cancelled task stops the COPY: the error aborts it (CopyFail).
     nonisolated(nonsending) func flush() async throws {
+        try Task.checkCancellation()
         let chunk = buffer.withLock { b in
             defer { b = [] }
             return b

@@ -208,6 +208,46 @@ import Testing
     let late = machine.reap(now: start + .seconds(2), idleTimeout: .seconds(1))
     #expect(late.count == 1)
     #expect(machine.total == 0)
+
+    var bounded = PoolStateMachine<Conn>(maxConnections: 1, maxWaiters: 1)
+    guard case .open = bounded.acquire(waiter: 1), case .wait = bounded.acquire(waiter: 2),
+          case .failQueueFull = bounded.acquire(waiter: 3) else { Issue.record("expected a full queue"); return }
+    _ = bounded.close()
+    guard case .failClosed = bounded.acquire(waiter: 4) else { Issue.record("expected closed"); return }
+}
+
+@Test func cancelTokenSendsCancelOnlyWhileRunning() {
+    let early = CancelToken()
+    #expect(!early.cancel())
+    #expect(!early.start())
+    let running = CancelToken()
+    #expect(running.start())
+    #expect(running.cancel())
+    #expect(running.finish())
+    let late = CancelToken()
+    #expect(late.start())
+    #expect(!late.finish())
+    #expect(!late.cancel())
+}
+
+@Test func cancelledTransactionRollsBackAndReturnsAUsableConnection() async throws {
+    let (setup, schema) = try await schemaConnection()
+    try await setup.execute("CREATE TABLE t (v int)")
+    await setup.close()
+    let pool = PostgresPool(url: schema.url, maxConnections: 1)
+    defer { Task { await pool.close() } }
+    let task = Task {
+        try await pool.withTransaction { tx in
+            try await tx.execute("INSERT INTO t VALUES (1)")
+            try await tx.execute("SELECT pg_sleep(30)")
+        }
+    }
+    try await Task.sleep(for: .milliseconds(300))
+    task.cancel()
+    await #expect(throws: CancellationError.self) { try await task.value }
+    #expect(pool.stats == .init(idle: 1, leased: 0, opening: 0, waiting: 0))
+    let count = try await pool.withConnection { try await $0.query("SELECT count(*) FROM t")[0].decode(Int.self, 0) }
+    #expect(count == 0)
 }
 
 @Test func redactionHidesPasswords() {
