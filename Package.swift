@@ -37,6 +37,9 @@ let package = Package(
             dependencies: ["FileFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
 
+        .executableTarget(name: "postgres-bench", dependencies: ["FleetPostgres"],
+                          path: "Benchmarks/PostgresBench", swiftSettings: strict),
+
         .target(name: "TestSupport", dependencies: ["FileFleet"],
                 path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "FleetPostgresTests", dependencies: ["FleetPostgres", "TestSupport"], swiftSettings: strict),

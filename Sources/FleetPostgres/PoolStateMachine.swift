@@ -5,7 +5,8 @@ struct PoolStateMachine<Connection: AnyObject> {
         case use(Connection)
         case open
         case wait
-        case fail
+        case failClosed
+        case failQueueFull
     }
 
     enum ReleaseAction {
@@ -16,21 +17,23 @@ struct PoolStateMachine<Connection: AnyObject> {
     }
 
     let maxConnections: Int
+    let maxWaiters: Int
     private(set) var idle: [(connection: Connection, since: ContinuousClock.Instant)] = []
     private(set) var leased = 0
     private(set) var opening = 0
     private(set) var waiters: [Int] = []
     private(set) var closed = false
 
-    init(maxConnections: Int) {
+    init(maxConnections: Int, maxWaiters: Int = .max) {
         precondition(maxConnections > 0)
         self.maxConnections = maxConnections
+        self.maxWaiters = maxWaiters
     }
 
     var total: Int { idle.count + leased + opening }
 
     mutating func acquire(waiter: Int) -> AcquireAction {
-        if closed { return .fail }
+        if closed { return .failClosed }
         if let last = idle.popLast() {
             leased += 1
             return .use(last.connection)
@@ -39,6 +42,7 @@ struct PoolStateMachine<Connection: AnyObject> {
             opening += 1
             return .open
         }
+        guard waiters.count < maxWaiters else { return .failQueueFull }
         waiters.append(waiter)
         return .wait
     }

@@ -71,20 +71,20 @@ public final class PostgresCopyWriter: Sendable {
     }
 
     /// Raw COPY data, e.g. already formatted lines.
-    public func write(_ bytes: [UInt8]) async throws {
+    nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws {
         try await append { $0.append(contentsOf: bytes) }
     }
 
-    public func write(_ data: Data) async throws {
+    nonisolated(nonsending) public func write(_ data: Data) async throws {
         try await append { $0.append(contentsOf: data) }
     }
 
-    public func write(_ text: String) async throws {
+    nonisolated(nonsending) public func write(_ text: String) async throws {
         try await append { $0.append(contentsOf: text.utf8) }
     }
 
     /// One row in COPY's text format; nil values become NULL.
-    public func writeRow(_ values: [any PostgresEncodable]) async throws {
+    nonisolated(nonsending) public func writeRow(_ values: [any PostgresEncodable]) async throws {
         try await append { buffer in
             for (i, value) in values.enumerated() {
                 if i > 0 { buffer.append(0x09) }
@@ -98,11 +98,13 @@ public final class PostgresCopyWriter: Sendable {
         }
     }
 
-    public func writeRow(_ values: any PostgresEncodable...) async throws {
+    nonisolated(nonsending) public func writeRow(_ values: any PostgresEncodable...) async throws {
         try await writeRow(values)
     }
 
-    func flush() async throws {
+    /// Also where a cancelled task stops the COPY: the error aborts it (CopyFail).
+    nonisolated(nonsending) func flush() async throws {
+        try Task.checkCancellation()
         let chunk = buffer.withLock { b in
             defer { b = [] }
             return b
@@ -110,7 +112,7 @@ public final class PostgresCopyWriter: Sendable {
         if !chunk.isEmpty { try await connection.putCopyData(chunk, statement: "COPY") }
     }
 
-    private func append(_ body: (inout [UInt8]) -> Void) async throws {
+    nonisolated(nonsending) private func append(_ body: (inout [UInt8]) -> Void) async throws {
         let full = buffer.withLock { b in
             body(&b)
             return b.count >= Self.chunkSize
@@ -119,7 +121,12 @@ public final class PostgresCopyWriter: Sendable {
     }
 
     private static func escape(_ text: String, into buffer: inout [UInt8]) {
-        for byte in text.utf8 {
+        let utf8 = text.utf8
+        if !utf8.contains(where: { $0 == 0x5C || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
+            buffer.append(contentsOf: utf8)
+            return
+        }
+        for byte in utf8 {
             switch byte {
             case 0x5C: buffer.append(0x5C); buffer.append(0x5C)
             case 0x09: buffer.append(0x5C); buffer.append(UInt8(ascii: "t"))

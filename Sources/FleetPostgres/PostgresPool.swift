@@ -3,23 +3,26 @@ import Synchronization
 
 /// The pool could not lend a connection.
 public struct PostgresPoolError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Kind: Sendable { case acquireTimeout, closed }
+    public enum Kind: Sendable { case acquireTimeout, waitQueueFull, closed }
     public var kind: Kind
     public var description: String {
         switch kind {
         case .acquireTimeout: return "timed out waiting for a Postgres connection from the pool"
+        case .waitQueueFull: return "too many tasks already waiting for a Postgres connection from the pool"
         case .closed: return "the Postgres pool is closed"
         }
     }
 }
 
 /// A bounded set of connections lent one task at a time. Waiters queue in order and give up after
-/// `acquireTimeout`; dead connections are replaced; idle ones close after `idleTimeout`.
+/// `acquireTimeout` (at most `maxWaiters` wait); dead connections are replaced; idle ones close
+/// after `idleTimeout`, so that scarce server slots go round (SPEC §6.9).
 public final class PostgresPool: Sendable {
     public let url: String
     public let maxConnections: Int
     public let acquireTimeout: Duration
     public let idleTimeout: Duration
+    public let maxWaiters: Int
 
     private enum Grant: Sendable {
         case connection(PostgresConnection)
@@ -36,12 +39,13 @@ public final class PostgresPool: Sendable {
     private let reaper = Mutex<Task<Void, Never>?>(nil)
 
     public init(url: String, maxConnections: Int = 4, acquireTimeout: Duration = .seconds(10),
-                idleTimeout: Duration = .seconds(5)) {
+                idleTimeout: Duration = .seconds(5), maxWaiters: Int = 10_000) {
         self.url = url
+        self.maxWaiters = maxWaiters
         self.maxConnections = maxConnections
         self.acquireTimeout = acquireTimeout
         self.idleTimeout = idleTimeout
-        self.state = Mutex(State(machine: PoolStateMachine(maxConnections: maxConnections)))
+        self.state = Mutex(State(machine: PoolStateMachine(maxConnections: maxConnections, maxWaiters: maxWaiters)))
         let interval = min(idleTimeout / 2, .seconds(1))
         reaper.withLock {
             $0 = Task { [weak self] in
@@ -129,7 +133,8 @@ public final class PostgresPool: Sendable {
                 case nil: continuation.resume(throwing: CancellationError())
                 case .use(let connection): continuation.resume(returning: .connection(connection))
                 case .open: continuation.resume(returning: .openSlot)
-                case .fail: continuation.resume(throwing: PostgresPoolError(kind: .closed))
+                case .failClosed: continuation.resume(throwing: PostgresPoolError(kind: .closed))
+                case .failQueueFull: continuation.resume(throwing: PostgresPoolError(kind: .waitQueueFull))
                 case .wait:
                     let timeout = acquireTimeout
                     DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
