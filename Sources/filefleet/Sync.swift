@@ -1,10 +1,14 @@
 import ArgumentParser
+import FileFleet
+import Foundation
+import Synchronization
 
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Coordinate one run for SOURCE until it completes.",
         discussion: """
             SOURCE is a directory; a git work tree is synced incrementally from its bookmark commit. \
+            With neither --postgres nor --kafka, the run uses the embedded stack in --state-dir. \
             Exit codes: 0 completed or skipped (another live holder has the lease), 2 usage, \
             3 completed with quarantined failures, 4 aborted (lease lost, Postgres unavailable), 130/143 interrupted.
             """)
@@ -25,5 +29,85 @@ struct Sync: AsyncParsableCommand {
     var stallWindow: Double?
     @OptionGroup var connection: ConnectionOptions
 
-    func run() async throws { throw notBuiltYet("sync") }
+    func run() async throws {
+        try await withUsageErrors {
+            let options = try syncOptions()
+            let servers = try await Servers.forSync(connection)
+            var resolved = options
+            resolved.workers = workers ?? (servers.embedded ? System.coreCount : 0)
+            let progress = ProgressBar(enabled: isatty(2) == 1)
+            let coordinator = Coordinator(settings: servers.settings,
+                                          log: Log(component: "coordinator", enabled: !servers.embedded || !progress.enabled))
+            let syncTask = Task { [source] in
+                try await coordinator.sync(source, options: resolved) { progress.update($0) }
+            }
+            let trap = SignalTrap { _ in syncTask.cancel() }
+            let result = await syncTask.result
+            progress.finish()
+            await servers.stop()
+            var summary = try result.get()
+            if summary.status == .interrupted { summary.reason = trap.signal == SIGINT ? "SIGINT" : "SIGTERM" }
+            if summary.status == .skipped { printError("filefleet: \(summary.words)") }
+            if json {
+                print(summary.json())
+            } else if summary.status != .skipped {
+                printError(summary.words)
+            }
+            if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
+        }
+    }
+
+    func syncOptions() throws -> SyncOptions {
+        var options = SyncOptions()
+        options.sourceID = sourceId
+        options.includes = include
+        options.excludes = exclude
+        if let maxFileBytes {
+            guard maxFileBytes > 0 else { throw UsageError("--max-file-bytes must be positive") }
+            options.maxFileBytes = maxFileBytes
+        }
+        if let maxAttempts {
+            guard maxAttempts > 0 else { throw UsageError("--max-attempts must be positive") }
+            options.maxAttempts = maxAttempts
+        }
+        func seconds(_ value: Double?, _ flag: String) throws -> Duration? {
+            guard let value else { return nil }
+            guard value > 0 else { throw UsageError("\(flag) must be a positive number of seconds") }
+            return .milliseconds(Int64(value * 1000))
+        }
+        let beat = try seconds(heartbeat, "--heartbeat") ?? .seconds(5)
+        options.lease = LeaseTiming(heartbeat: beat, ttl: try seconds(leaseTtl, "--lease-ttl") ?? .seconds(30),
+                                    grace: try seconds(takeoverGrace, "--takeover-grace"))
+        options.stallWindow = try seconds(stallWindow, "--stall-window") ?? options.stallWindow
+        if let sourceId, sourceId.isEmpty || sourceId.contains("/") {
+            throw UsageError("--source-id must be non-empty and without '/'")
+        }
+        return options
+    }
+}
+
+/// done / planned, files/s and ETA on one stderr line, redrawn in place (only on a terminal).
+final class ProgressBar: Sendable {
+    let enabled: Bool
+    private let state = Mutex<(start: ContinuousClock.Instant, drawn: Bool)>((ContinuousClock.now, false))
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ p: SyncProgress) {
+        guard enabled, p.planned > 0 else { return }
+        let elapsed = state.withLock { s in s.drawn = true; return (ContinuousClock.now - s.start) }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let rate = seconds > 0 ? Double(p.done - p.resumed) / seconds : 0
+        let fraction = Double(p.done) / Double(p.planned)
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let eta = rate > 0 ? String(format: "%.0fs", Double(p.planned - p.done) / rate) : "?"
+        let line = String(format: "\r[%@] %d/%d  %.0f files/s  ETA %@   ", bar, p.done, p.planned, rate, eta)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        if enabled && state.withLock({ $0.drawn }) { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
 }
