@@ -1,4 +1,7 @@
 import ArgumentParser
+import FileFleet
+import FleetPostgres
+import Foundation
 
 struct Lease: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,7 +12,18 @@ struct Lease: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List leases: name, holder, token, heartbeat age, expires in.")
         @OptionGroup var connection: ConnectionOptions
-        func run() async throws { throw notBuiltYet("lease list") }
+
+        func run() async throws {
+            try await withUsageErrors {
+                let settings = try await Servers.forTools(connection)
+                let leases = try await withStore(settings) { store, c in try await store.list(on: c) }
+                print(Status.table(["NAME", "HOLDER", "TOKEN", "HEARTBEAT AGE", "EXPIRES IN"], leases.map { lease in
+                    [lease.name, lease.holder ?? "-", String(lease.token),
+                     lease.holder == nil ? "-" : lease.heartbeatAge.map { String(format: "%.1fs", $0) } ?? "never",
+                     lease.holder == nil ? "-" : lease.expiresIn.map { String(format: "%.1fs", $0) } ?? "-"]
+                }), terminator: "")
+            }
+        }
     }
 
     struct Release: AsyncParsableCommand {
@@ -18,6 +32,24 @@ struct Lease: AsyncParsableCommand {
         @Argument(help: "The lease, e.g. sync:notes.") var name: String
         @Flag(help: "Required: release even though a holder may be alive.") var force = false
         @OptionGroup var connection: ConnectionOptions
-        func run() async throws { throw notBuiltYet("lease release") }
+
+        func run() async throws {
+            try await withUsageErrors {
+                guard force else { throw UsageError("lease release needs --force: the holder may be alive, and it will be fenced") }
+                let settings = try await Servers.forTools(connection)
+                guard let before = try await withStore(settings, { store, c in try await store.forceRelease(name, on: c) }) else {
+                    throw UsageError("no lease named \(name) (see `filefleet lease list`)")
+                }
+                printError("released \(name): was held by \(before.holder ?? "nobody") with token \(before.token); token is now \(before.token + 1)")
+            }
+        }
+    }
+
+    static func withStore<T: Sendable>(_ settings: FleetSettings,
+                                       _ body: @Sendable (LeaseStore, PostgresConnection) async throws -> T) async throws -> T {
+        let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1)
+        defer { Task { await pool.close() } }
+        try await settings.schema.migrate(pool)
+        return try await pool.withConnection { c in try await body(LeaseStore(schema: settings.schema), c) }
     }
 }

@@ -33,8 +33,3 @@ extension ExitCode {
     static let usage = ExitCode(2)
 }
 
-/// What a subcommand that a later change fills in says until then.
-func notBuiltYet(_ command: String) -> ExitCode {
-    FileHandle.standardError.write(Data("filefleet \(command): not built yet in this version\n".utf8))
-    return .usage
-}

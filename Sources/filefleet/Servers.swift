@@ -42,26 +42,31 @@ struct Servers {
 
 /// Cancels `task` on SIGINT or SIGTERM and remembers which one came.
 final class SignalTrap: Sendable {
-    private let sources: [any DispatchSourceSignal]
-    private let received = Mutex<Int32?>(nil)
+    private let sources: Mutex<[any DispatchSourceSignal]>
+    private let received = SignalBox()
+
+    /// The first signal received, shared with the Dispatch handlers.
+    final class SignalBox: Sendable {
+        let value = Mutex<Int32?>(nil)
+    }
 
     init(_ onSignal: @escaping @Sendable (Int32) -> Void) {
         var sources: [any DispatchSourceSignal] = []
         let received = self.received
         for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
+            Glibc.signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                received.withLock { $0 = $0 ?? number }
+                received.value.withLock { $0 = $0 ?? number }
                 onSignal(number)
             }
             source.resume()
             sources.append(source)
         }
-        self.sources = sources
+        self.sources = Mutex(sources)
     }
 
-    var signal: Int32? { received.withLock { $0 } }
+    var signal: Int32? { received.value.withLock { $0 } }
 
-    deinit { sources.forEach { $0.cancel() } }
+    deinit { sources.withLock { $0.forEach { $0.cancel() } } }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import FileFleet
+import Foundation
 
 struct Stack: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -7,20 +9,52 @@ struct Stack: AsyncParsableCommand {
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start the embedded stack, or reuse a running one.")
-        @Option(help: "Directory of the stack (default: ./.filefleet).") var stateDir: String?
-        func run() async throws { throw notBuiltYet("stack up") }
+        @Option(help: "Directory of the stack (env FILEFLEET_STATE_DIR, default ./.filefleet).") var stateDir: String?
+
+        func run() async throws {
+            try await withUsageErrors {
+                let stack = EmbeddedStack(stateDirectory: Stack.directory(stateDir))
+                let endpoints = try await runBlocking { try stack.up(keep: true) }
+                printError("embedded stack up in \(stack.stateDirectory): postgres \(endpoints.postgresURL), kafka \(endpoints.kafkaBrokers)")
+                print(Stack.exports(endpoints))
+            }
+        }
     }
 
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop the embedded stack; its data stays.")
-        @Option(help: "Directory of the stack (default: ./.filefleet).") var stateDir: String?
-        func run() async throws { throw notBuiltYet("stack down") }
+        @Option(help: "Directory of the stack (env FILEFLEET_STATE_DIR, default ./.filefleet).") var stateDir: String?
+
+        func run() async throws {
+            try await withUsageErrors {
+                let stack = EmbeddedStack(stateDirectory: Stack.directory(stateDir))
+                try await runBlocking { try stack.down() }
+                printError("embedded stack in \(stack.stateDirectory) stopped")
+            }
+        }
     }
 
     struct Env: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the exports that make other shells' filefleet commands use this stack.")
-        @Option(help: "Directory of the stack (default: ./.filefleet).") var stateDir: String?
-        func run() async throws { throw notBuiltYet("stack env") }
+            abstract: "Print the exports that make other shells' filefleet commands use this stack: eval \"$(filefleet stack env)\".")
+        @Option(help: "Directory of the stack (env FILEFLEET_STATE_DIR, default ./.filefleet).") var stateDir: String?
+
+        func run() async throws {
+            try await withUsageErrors {
+                let stack = EmbeddedStack(stateDirectory: Stack.directory(stateDir))
+                guard let endpoints = try await runBlocking({ stack.running }) else {
+                    throw UsageError("the embedded stack in \(stack.stateDirectory) is not running: start it with `filefleet stack up`")
+                }
+                print(Stack.exports(endpoints))
+            }
+        }
+    }
+
+    static func directory(_ flag: String?) -> String {
+        flag ?? ProcessInfo.processInfo.environment["FILEFLEET_STATE_DIR"] ?? "./.filefleet"
+    }
+
+    static func exports(_ endpoints: EmbeddedStack.Endpoints) -> String {
+        "export FILEFLEET_POSTGRES_URL='\(endpoints.postgresURL)' FILEFLEET_KAFKA_BROKERS='\(endpoints.kafkaBrokers)'"
     }
 }

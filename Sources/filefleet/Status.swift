@@ -1,4 +1,7 @@
 import ArgumentParser
+import FileFleet
+import FleetPostgres
+import Foundation
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,5 +11,61 @@ struct Status: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of a table.") var json = false
     @OptionGroup var connection: ConnectionOptions
 
-    func run() async throws { throw notBuiltYet("status") }
+    func run() async throws {
+        try await withUsageErrors {
+            let settings = try await Servers.forTools(connection)
+            let connection = try await PostgresConnection.connect(settings.postgresURL)
+            let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1)
+            try await settings.schema.migrate(pool)
+            await pool.close()
+            let report = try await StatusReport.read(schema: settings.schema, sourceID: sourceId, on: connection)
+            await connection.close()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                print(Self.render(report), terminator: "")
+            }
+        }
+    }
+
+    static func render(_ report: StatusReport) -> String {
+        var out = ""
+        let header = ["SOURCE", "RUN", "STATE", "DONE/PLANNED", "FAILED", "RATE/s", "ETA", "LEASE HOLDER", "TOKEN", "BEAT AGE"]
+        var rows: [[String]] = []
+        for source in report.sources {
+            let run = source.run
+            let lease = source.lease
+            rows.append([source.id, run.map { String($0.id) } ?? "-", run?.state ?? "never run",
+                         run.map { "\($0.done)/\($0.planned)" } ?? "-", run.map { String($0.failed) } ?? "-",
+                         run.map { String(format: "%.0f", $0.rate) } ?? "-",
+                         run?.eta_seconds.map { String(format: "%.0fs", $0) } ?? "-",
+                         lease?.holder ?? "-", lease.map { String($0.token) } ?? "-",
+                         lease?.holder == nil ? "-" : lease?.heartbeat_age_seconds.map { String(format: "%.1fs", $0) } ?? "-"])
+        }
+        out += table(header, rows)
+        out += "\nWORKERS (\(report.workers.count) live)\n"
+        out += table(["ID", "STATE", "FILES", "BEAT AGE"], report.workers.map {
+            [$0.id, $0.state, String($0.imported), String(format: "%.1fs", $0.heartbeat_age_seconds)]
+        })
+        let failures = report.sources.flatMap { source in source.failures.map { (source.id, $0) } }
+        if !failures.isEmpty {
+            out += "\nNEWEST FAILURES\n"
+            out += table(["SOURCE", "PATH", "REASON", "ATTEMPTS", "MESSAGE"], failures.map {
+                [$0.0, $0.1.path.debugDescription, $0.1.reason, String($0.1.attempts), $0.1.message]
+            })
+        }
+        return out
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
 }

@@ -73,7 +73,7 @@ public struct Coordinator: Sendable {
             summary.reason = "lease_lost: \(lost)"
         } catch is CancellationError {
             summary.status = .interrupted
-        } catch let error as PostgresError {
+        } catch let error as PostgresError where error.isRetryable {
             summary.status = .aborted
             summary.reason = "store_unavailable: \(error)"
         } catch let error as PostgresPoolError {

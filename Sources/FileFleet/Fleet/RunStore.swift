@@ -68,7 +68,7 @@ public struct RunStore: Sendable {
             RETURNING id, source_id, mode, pin, state, planned
             """)[0]
         let run = try Self.run(row)
-        try await c.copyFrom("COPY \(schema.plannedPaths) (run_id, path) FROM STDIN") { writer in
+        try await c.copyFrom("COPY \(unescaped: schema.plannedPaths) (run_id, path) FROM STDIN") { writer in
             for path in plan { try await writer.writeRow(run.id, path) }
         }
         return run
