@@ -104,7 +104,7 @@ struct BatchWriter: Sendable {
               (LIKE \(unescaped: schema.documents) INCLUDING DEFAULTS INCLUDING COMPRESSION) ON COMMIT DELETE ROWS
             """)
         let columns = "source_id, path, sha256, size, mtime, kind, title, frontmatter, frontmatter_error, body, run_id"
-        try await c.copyFrom("COPY filefleet_staging (\(columns)) FROM STDIN") { writer in
+        try await c.copyFrom("COPY filefleet_staging (\(unescaped: columns)) FROM STDIN") { writer in
             for (d, mtime) in documents {
                 try await writer.writeRow([sourceID, d.path, d.sha256, d.size, Timestamps.text(micros: mtime), d.kind.rawValue,
                                            d.title, d.frontmatterJSON, d.frontmatterError, d.body, run] as [any PostgresEncodable])

@@ -59,7 +59,7 @@ public struct Coordinator: Sendable {
                     while let next = try await group.next() { if let next { result = next } }
                 } catch {
                     workers.forEach { $0.requestStop() }
-                    while (try? await group.next()) != nil {}
+                    group.cancelAll()
                     throw error
                 }
                 return result!

@@ -99,18 +99,18 @@ public final class Worker: Sendable {
                     }
                     consecutiveFailures = 0
                     break
-                } catch let error as PostgresError where error.isRetryable || error.code.rawValue.hasPrefix("08") {
+                } catch is DrainTimeout {
+                    throw DrainTimeout()
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    // Transient (SPEC §6.9) or not, the batch did not commit: its offsets stay
+                    // uncommitted, it is retried, and a worker that keeps failing steps aside.
                     consecutiveFailures += 1
-                    log.event("batch_failed", ["error": error.description, "consecutive": String(consecutiveFailures)])
+                    log.event("batch_failed", ["error": "\(error)", "consecutive": String(consecutiveFailures)])
                     if consecutiveFailures >= options.failuresBeforePause {
                         throw GiveUp(description: "\(consecutiveFailures) consecutive batches failed: \(error)",
                                      backoff: .seconds(min(30, 2 * consecutiveFailures)))
-                    }
-                    try await Task.sleep(for: .milliseconds(200 * consecutiveFailures))
-                } catch let error as PostgresPoolError {
-                    consecutiveFailures += 1
-                    if consecutiveFailures >= options.failuresBeforePause {
-                        throw GiveUp(description: "\(error)", backoff: .seconds(min(30, 2 * consecutiveFailures)))
                     }
                     try await Task.sleep(for: .milliseconds(200 * consecutiveFailures))
                 }
