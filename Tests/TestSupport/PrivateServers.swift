@@ -20,7 +20,8 @@ public final class PostgresServer: Sendable {
         let directory = try ServerRegistry.newDirectory("postgres")
         return try await runBlocking {
             let cluster = LocalPostgres(directory: directory)
-            try cluster.initialize(port: try Command.freeLoopbackPort(), settings: ["fsync": "off"].merging(settings) { $1 })
+            try cluster.initialize(port: try Command.freeLoopbackPort(),
+                                   settings: ["fsync": "off", "superuser_reserved_connections": "0"].merging(settings) { $1 })
             try cluster.start()
             return PostgresServer(cluster: cluster, port: cluster.port!)
         }
