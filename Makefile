@@ -14,5 +14,9 @@ test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# Imports a generated sample tree on the embedded stack and shows the result.
+demo: build
+	@scripts/demo
+
 clean:
 	rm -rf .build
