@@ -82,6 +82,35 @@ import TestSupport
         }
     }
 
+    @Test func leaseOfADeadLocalHolderIsTakenAtOnce() async throws {
+        // A pid that is certainly not running: a child that has exited and been reaped.
+        let pid = try Command.spawn(["/bin/true"], output: "/dev/null")
+        Command.wait(pid)
+        let dead = "\(System.hostName):\(pid):1"
+        let remote = "elsewhere-\(System.hostName):\(pid):1"
+        #expect(Lease.isDeadLocalHolder(dead))
+        #expect(!Lease.isDeadLocalHolder(remote))
+        #expect(!Lease.isDeadLocalHolder("\(System.hostName):\(getpid()):1"))
+        try await withConnection { c in
+            let first = try await store.acquire("sync:dead", holder: dead, timing: LeaseTiming(), on: c)
+            await #expect(throws: LeaseBusy.self) {
+                try await store.acquire("sync:dead", holder: "h2", timing: LeaseTiming(), on: c)
+            }
+            // Naming a holder that no longer holds it changes nothing.
+            await #expect(throws: LeaseBusy.self) {
+                try await store.acquire("sync:dead", holder: "h2", timing: LeaseTiming(), deadHolder: "someone-else", on: c)
+            }
+            let second = try await store.acquire("sync:dead", holder: "h2", timing: LeaseTiming(), deadHolder: dead, on: c)
+            #expect(second == first + 1)
+        }
+        // Lease.hold does the same on its own: a crashed local coordinator is replaced at once.
+        try await withConnection { c in
+            _ = try await store.acquire("sync:dead3", holder: dead, timing: LeaseTiming(), on: c)
+        }
+        let token = try await Lease.hold("sync:dead3", schema: schema, url: url) { lease in lease.token }
+        #expect(token == 2)
+    }
+
     @Test func leaseTakenWhenHeartbeatIsNull() async throws {
         try await withConnection { c in
             let first = try await store.acquire("sync:e", holder: "h1", timing: LeaseTiming(), on: c)

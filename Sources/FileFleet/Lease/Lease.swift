@@ -37,9 +37,17 @@ public final class Lease: Sendable {
         }
     }
 
+    /// A holder on this host whose process is gone (SIGKILLed, OOM-killed) cannot write again:
+    /// waiting TTL + grace for it would only delay the rerun. A stopped (SIGSTOP) process is alive.
+    public static func isDeadLocalHolder(_ holder: String) -> Bool {
+        let parts = holder.split(separator: ":")
+        guard parts.count == 3, parts[0] == System.hostName, let pid = Int32(parts[1]), pid != getpid() else { return false }
+        return !Command.isAlive(pid)
+    }
+
     /// "host:pid:nonce": who holds a lease, readable by an operator.
     public static func holderIdentity() -> String {
-        "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)"
+        "\(System.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)"
     }
 
     /// Acquires `name` (or throws `LeaseBusy`), runs `body` while heartbeating, releases on return,
@@ -54,7 +62,14 @@ public final class Lease: Sendable {
         let connection = HeartbeatConnection(try await PostgresConnection.connect(url))
         let lease: Lease
         do {
-            let token = try await store.acquire(name, holder: holder, timing: timing, on: connection.current)
+            let token: Int64
+            do {
+                token = try await store.acquire(name, holder: holder, timing: timing, on: connection.current)
+            } catch let busy as LeaseBusy {
+                guard let other = busy.lease.holder, isDeadLocalHolder(other) else { throw busy }
+                token = try await store.acquire(name, holder: holder, timing: timing, deadHolder: other,
+                                                on: connection.current)
+            }
             lease = Lease(name: name, holder: holder, token: token, store: store)
         } catch {
             await connection.current.close()

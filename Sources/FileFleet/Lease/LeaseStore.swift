@@ -49,7 +49,9 @@ public struct LeaseStore: Sendable {
 
     /// Takes the lease if it is free, released, or both expired and silent for the grace window
     /// (the takeover rule, as one predicate). Every acquisition increments the token.
-    public func acquire(_ name: String, holder: String, timing: LeaseTiming,
+    /// `deadHolder`: a holder known to be dead (see `Lease.isDeadLocalHolder`) is taken over at
+    /// once — only if it still holds the lease, so two contenders cannot both win.
+    public func acquire(_ name: String, holder: String, timing: LeaseTiming, deadHolder: String? = nil,
                         on connection: PostgresConnection) async throws -> Int64 {
         let rows = try await connection.query("""
             INSERT INTO \(unescaped: schema.leases) AS l (name, holder, token, heartbeat_at, expires_at, acquired_at)
@@ -58,6 +60,7 @@ public struct LeaseStore: Sendable {
                SET holder = excluded.holder, token = l.token + 1, heartbeat_at = now(),
                    expires_at = excluded.expires_at, acquired_at = now()
              WHERE l.holder IS NULL
+                OR l.holder = \(deadHolder)
                 OR (l.expires_at < now()
                     AND (l.heartbeat_at IS NULL
                          OR l.heartbeat_at < now() - make_interval(secs => \(timing.grace.seconds))))
