@@ -38,33 +38,12 @@ public struct Coordinator: Sendable {
                     try await store.registerSource(id: sourceID, root: root, mode: mode, on: c)
                 }
             }
-            try await ensureTopic()
-            let producer = try KafkaProducer(configuration: settings.kafka)
-            let workers = (0..<options.workers).map { _ in
-                Worker(settings: settings, options: WorkerOptions.inProcess(options), log: log.child("worker"))
+            summary = try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
+                                           url: settings.postgresURL) { lease in
+                try await RunDriver(settings: settings, options: options, pool: pool, lease: lease, log: log,
+                                    progress: progress)
+                    .drive(sourceID: sourceID, root: root, mode: mode)
             }
-            summary = try await withThrowingTaskGroup(of: SyncSummary?.self) { group in
-                for worker in workers { group.addTask { try await worker.run(); return nil } }
-                group.addTask {
-                    defer { workers.forEach { $0.requestStop() } }
-                    return try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
-                                                url: settings.postgresURL) { lease in
-                        try await RunDriver(settings: settings, options: options, pool: pool, producer: producer,
-                                            lease: lease, log: log, progress: progress)
-                            .drive(sourceID: sourceID, root: root, mode: mode)
-                    }
-                }
-                var result: SyncSummary? = nil
-                do {
-                    while let next = try await group.next() { if let next { result = next } }
-                } catch {
-                    workers.forEach { $0.requestStop() }
-                    group.cancelAll()
-                    throw error
-                }
-                return result!
-            }
-            await producer.close()
         } catch let busy as LeaseBusy {
             summary.status = .skipped
             summary.reason = busy.description
@@ -89,11 +68,6 @@ public struct Coordinator: Sendable {
         await pool.close()
         summary.elapsed_seconds = (ContinuousClock.now - started).seconds
         return summary
-    }
-
-    func ensureTopic() async throws {
-        let admin = try KafkaAdmin(configuration: settings.kafka)
-        try await admin.createTopic(settings.topic, partitions: settings.partitions)
     }
 
     static func resolveRoot(_ path: String) throws -> String {
@@ -126,7 +100,6 @@ struct RunDriver: Sendable {
     let settings: FleetSettings
     let options: SyncOptions
     let pool: PostgresPool
-    let producer: KafkaProducer
     let lease: Lease
     let log: Log
     let progress: @Sendable (SyncProgress) -> Void
@@ -165,8 +138,19 @@ struct RunDriver: Sendable {
         progress(SyncProgress(planned: run.planned, done: resumed, resumed: resumed))
 
         if resumed < run.planned {
-            try await publishRemaining(run)
-            try await waitForCompletion(run, resumed: resumed)
+            // Kafka only when there is work: a run with nothing left finishes without it.
+            try await KafkaAdmin(configuration: settings.kafka).createTopic(settings.topic, partitions: settings.partitions)
+            let producer = try KafkaProducer(configuration: settings.kafka)
+            do {
+                try await withInProcessWorkers {
+                    try await publishRemaining(run, producer)
+                    try await waitForCompletion(run, resumed: resumed, producer)
+                }
+            } catch {
+                await producer.close()
+                throw error
+            }
+            await producer.close()
         }
 
         let all = try await db { c in try await store.outcomes(run: run.id, on: c) }
@@ -184,9 +168,31 @@ struct RunDriver: Sendable {
         return summary
     }
 
+    /// Runs `body` with `options.workers` workers in this process (`sync --workers N`, and the
+    /// embedded mode); they drain and leave when it returns. A worker that fails ends the run.
+    func withInProcessWorkers(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        let workers = (0..<options.workers).map { _ in
+            Worker(settings: settings, options: WorkerOptions.inProcess(options), log: log.child("worker"))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in workers { group.addTask { try await worker.run() } }
+            group.addTask {
+                defer { workers.forEach { $0.requestStop() } }
+                try await body()
+            }
+            do {
+                try await group.waitForAll()
+            } catch {
+                workers.forEach { $0.requestStop() }
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
     /// Publishes every planned path without a checkpoint, delivery-confirmed, in batches. The
     /// remaining set is read in a fenced transaction: a superseded holder publishes nothing.
-    func publishRemaining(_ run: RunRecord) async throws {
+    func publishRemaining(_ run: RunRecord, _ producer: KafkaProducer) async throws {
         let remaining = try await db { c in
             try await lease.fenced(on: c) { c in try await store.remainingPaths(run: run.id, on: c) }
         }
@@ -205,7 +211,7 @@ struct RunDriver: Sendable {
     }
 
     /// Polls the checkpoint count until every planned path is done; republishes after a stall.
-    func waitForCompletion(_ run: RunRecord, resumed: Int) async throws {
+    func waitForCompletion(_ run: RunRecord, resumed: Int, _ producer: KafkaProducer) async throws {
         let clock = ContinuousClock()
         var lastDone = resumed
         var lastProgress = clock.now
@@ -220,7 +226,7 @@ struct RunDriver: Sendable {
                 lastProgress = clock.now
             } else if clock.now - lastProgress >= options.stallWindow {
                 log.event("stalled", ["run": String(run.id), "remaining": String(run.planned - done)])
-                try await publishRemaining(run)
+                try await publishRemaining(run, producer)
                 lastProgress = clock.now
             }
         }

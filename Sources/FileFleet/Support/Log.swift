@@ -14,7 +14,14 @@ public struct Log: Sendable {
 
     public func event(_ name: String, _ fields: [String: String] = [:]) {
         guard enabled else { return }
-        var line = "component=\(component) event=\(name)"
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let time = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                          Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), now.tv_nsec / 1_000_000)
+        var line = "time=\(time) component=\(component) event=\(name)"
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             line += " \(key)=\(Self.quote(value))"
         }

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// A task executor with a serial Dispatch queue of its own. Work that must keep its cadence while
 /// the cooperative pool is saturated (the lease heartbeat) runs here: `Task(executorPreference:)`.
@@ -15,13 +16,21 @@ public final class ThreadExecutor: TaskExecutor {
     }
 
     /// Sleeps on this executor's own timer: `Task.sleep` would wake the task up through the
-    /// global pool first, where it waits behind busy tasks.
+    /// global pool first, where it waits behind busy tasks. Cancellation wakes it at once.
     public func sleep(until deadline: ContinuousClock.Instant) async throws {
-        try Task.checkCancellation()
         let delay = ContinuousClock.now.duration(to: deadline)
         let nanoseconds = max(0, delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            queue.asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { continuation.resume() }
+        let waiter = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                waiter.withLock { $0 = continuation }
+                if Task.isCancelled { waiter.withLock { $0.take() }?.resume() }
+                queue.asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) {
+                    waiter.withLock { $0.take() }?.resume()
+                }
+            }
+        } onCancel: {
+            waiter.withLock { $0.take() }?.resume()
         }
         try Task.checkCancellation()
     }
