@@ -109,9 +109,17 @@ struct HostileFleet: Sendable {
         var title, frontmatter, frontmatterError, body: String?
     }
 
-    func documents() async throws -> [String: Row] {
+    /// Rows by path, byte for byte: `String` equality would make `é` and `e` + U+0301 one key.
+    struct Rows: Sendable {
+        var byPath: [[UInt8]: Row] = [:]
+        subscript(_ path: String) -> Row? { byPath[Array(path.utf8)] }
+        var paths: Set<[UInt8]> { Set(byPath.keys) }
+        var all: [Row] { Array(byPath.values) }
+    }
+
+    func documents() async throws -> Rows {
         try await withConnection { c in
-            var rows: [String: Row] = [:]
+            var rows = Rows()
             for row in try await c.query("""
                 SELECT source_id, path, sha256, kind, size, title, frontmatter::text, frontmatter_error, body
                   FROM \(unescaped: schema.documents)
@@ -121,7 +129,7 @@ struct HostileFleet: Sendable {
                             size: try row.decode(Int.self, 4), title: try row.decode(String?.self, 5),
                             frontmatter: try row.decode(String?.self, 6), frontmatterError: try row.decode(String?.self, 7),
                             body: try row.decode(String?.self, 8))
-                rows[r.path] = r
+                rows.byPath[Array(r.path.utf8)] = r
             }
             return rows
         }

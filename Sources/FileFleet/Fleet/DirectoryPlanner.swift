@@ -22,12 +22,12 @@ public struct DirectoryPlanner: Sendable {
 
     public func plan(sourceID: String, root: String, filter: PathFilter, on c: PostgresConnection) async throws -> DirectoryPlan {
         // The stored side, held once: path → (size, mtime µs, sha256).
-        var stored: [String: (Int64, Int64, String)] = [:]
+        var stored: [ExactPath: (Int64, Int64, String)] = [:]
         for row in try await c.query("""
             SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint, sha256
               FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
             """) {
-            stored[try row.decode(String.self, 0)] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2),
+            stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2),
                                                       try row.decode(String.self, 3))
         }
         // Invalid names are found again by the walk; they are not paths a worker could read.
@@ -37,11 +37,11 @@ public struct DirectoryPlanner: Sendable {
         let known = stored
         var plan = try await runBlocking { () throws -> DirectoryPlan in
             var plan = DirectoryPlan()
-            var seen = Set<String>()
+            var seen = Set<ExactPath>()
             try DirectoryWalker(root: root, filter: filter).walk(file: { file in
                 plan.listed += 1
-                seen.insert(file.path)
-                guard let (size, mtime, sha) = known[file.path] else { return plan.paths.append(file.path) }
+                seen.insert(ExactPath(file.path))
+                guard let (size, mtime, sha) = known[ExactPath(file.path)] else { return plan.paths.append(file.path) }
                 if size == file.size && mtime == file.mtimeMicros { return }
                 // Read as a worker would, so that a link now pointing outside the root is not hashed.
                 if size == file.size,
@@ -52,14 +52,14 @@ public struct DirectoryPlanner: Sendable {
                     plan.paths.append(file.path)
                 }
             }, invalidName: { plan.invalidNames.append($0) })
-            plan.paths += known.keys.filter { !seen.contains($0) }  // deleted from the source
+            plan.paths += known.keys.filter { !seen.contains($0) }.map(\.path)  // deleted from the source
             return plan
         }
-        var planned = Set(plan.paths)
-        plan.paths += failed.filter { !planned.contains($0) }
-        planned.formUnion(failed)
+        var planned = Set(plan.paths.map(ExactPath.init))
+        plan.paths += failed.filter { !planned.contains(ExactPath($0)) }
+        planned.formUnion(failed.map(ExactPath.init))
         // An escaped spelling that equals a real path (a name with a literal `\x..`) would be planned twice.
-        plan.invalidNames = plan.invalidNames.filter { !planned.contains($0) }
+        plan.invalidNames = plan.invalidNames.filter { !planned.contains(ExactPath($0)) }
         stored.removeAll()
         return plan
     }
