@@ -55,7 +55,7 @@ final class BatchImporter: Sendable {
                 continue
             }
             guard run.state == "running" else { continue }  // a finished run: nothing left to do
-            var unique: [String: Void] = [:]
+            var unique = Set<ExactPath>()
             var accepted: [String] = []
             for message in paths {
                 guard message.source == run.sourceID, RelativePath.isValid(message.path) else {
@@ -64,9 +64,21 @@ final class BatchImporter: Sendable {
                                           "run": String(runID), "path": message.path])
                     continue
                 }
-                if unique.updateValue((), forKey: message.path) == nil { accepted.append(message.path) }
+                if unique.insert(ExactPath(message.path)).inserted { accepted.append(message.path) }
             }
             guard !accepted.isEmpty else { continue }
+            // Only what the coordinator planned: a forged path of the right run and source must not
+            // make the worker read a file the plan left out (hidden, excluded) or checkpoint a path
+            // the run never had, which would end the run early (SPEC §6.10).
+            let planned = try await plannedPaths(accepted, run: runID)
+            if planned.count < accepted.count {
+                for path in accepted where !planned.contains(ExactPath(path)) {
+                    result.refused += 1
+                    log.event("refused", ["reason": "not_planned", "run": String(runID), "path": path])
+                }
+                accepted = accepted.filter { planned.contains(ExactPath($0)) }
+                guard !accepted.isEmpty else { continue }
+            }
             let outcomes = try await readFiles(accepted, run: run)
             let counts = try await withRetry(.default) {
                 try await pool.withConnection { c in
@@ -97,6 +109,18 @@ final class BatchImporter: Sendable {
         }
         runs.withLock { $0[runID] = context }
         return context
+    }
+
+    /// Those of `paths` in `run`'s plan. A plan never changes once its run exists.
+    private func plannedPaths(_ paths: [String], run: Int64) async throws -> Set<ExactPath> {
+        let schema = settings.schema
+        return Set(try await withRetry(.default) {
+            try await pool.withConnection { c in
+                try await c.query("""
+                    SELECT path FROM \(unescaped: schema.plannedPaths) WHERE run_id = \(run) AND path = ANY(\(paths)::text[])
+                    """).map { ExactPath(try $0.decode(String.self, 0)) }
+            }
+        })
     }
 
     /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time.

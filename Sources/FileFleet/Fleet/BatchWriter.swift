@@ -22,16 +22,16 @@ struct BatchWriter: Sendable {
             let paths = outcomes.map(\.path)
             let done = Set(try await c.query("""
                 SELECT path FROM \(unescaped: schema.checkpoints) WHERE run_id = \(run) AND path = ANY(\(paths)::text[])
-                """).map { try $0.decode(String.self, 0) })
-            let todo = outcomes.filter { !done.contains($0.path) }
+                """).map { ExactPath(try $0.decode(String.self, 0)) })
+            let todo = outcomes.filter { !done.contains(ExactPath($0.path)) }
             guard !todo.isEmpty else { return OutcomeCounts() }
 
-            var stored: [String: String] = [:]
+            var stored: [ExactPath: String] = [:]
             for row in try await c.query("""
                 SELECT path, sha256 FROM \(unescaped: schema.documents)
                  WHERE source_id = \(sourceID) AND path = ANY(\(todo.map(\.path))::text[])
                 """) {
-                stored[try row.decode(String.self, 0)] = try row.decode(String.self, 1)
+                stored[ExactPath(try row.decode(String.self, 0))] = try row.decode(String.self, 1)
             }
 
             var counts = OutcomeCounts()
@@ -43,7 +43,7 @@ struct BatchWriter: Sendable {
             for (path, outcome) in todo {
                 switch outcome {
                 case .document(let document, let mtime):
-                    if stored[path] == document.sha256 {
+                    if stored[ExactPath(path)] == document.sha256 {
                         counts.unchanged += 1
                         checkpointOutcomes.append("unchanged")
                     } else {

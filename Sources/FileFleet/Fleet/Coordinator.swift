@@ -110,6 +110,7 @@ struct RunDriver: Sendable {
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let since = try await db { c in try await store.databaseNow(on: c) }
         let run: RunRecord
+        var created = false  // a new run's plan may hold checkpoints already (quarantined names): not resumed
         if let open = try await db({ c in try await store.openRun(sourceID: sourceID, on: c) }) {
             run = open
             log.event("resume", ["run": String(run.id), "source": sourceID, "planned": String(run.planned)])
@@ -119,23 +120,28 @@ struct RunDriver: Sendable {
                 try await planner.plan(sourceID: sourceID, root: root, filter: PathFilter(includes: options.includes,
                                                                                           excludes: options.excludes), on: c)
             }
-            for name in plan.invalidNames { log.event("skipped", ["reason": "invalid_name", "path": name]) }
+            for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
             run = try await db { c in
                 try await lease.fenced(on: c) { c in
                     try await planner.touch(plan.touched, sourceID: sourceID, on: c)
-                    return try await store.createRun(sourceID: sourceID, mode: mode, pin: nil, token: lease.token,
-                                                     plan: plan.paths, maxFileBytes: options.maxFileBytes,
-                                                     maxAttempts: options.maxAttempts, on: c)
+                    let run = try await store.createRun(sourceID: sourceID, mode: mode, pin: nil, token: lease.token,
+                                                        plan: plan.paths + plan.invalidNames,
+                                                        maxFileBytes: options.maxFileBytes,
+                                                        maxAttempts: options.maxAttempts, on: c)
+                    try await Quarantine(schema: settings.schema)
+                        .recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
+                    return run
                 }
             }
+            created = true
             log.event("planned", ["run": String(run.id), "source": sourceID, "listed": String(plan.listed),
                                   "planned": String(run.planned)])
         }
         summary.run_id = run.id
         summary.planned = run.planned
         let resumed = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
-        summary.resumed = resumed
-        progress(SyncProgress(planned: run.planned, done: resumed, resumed: resumed))
+        summary.resumed = created ? 0 : resumed
+        progress(SyncProgress(planned: run.planned, done: resumed, resumed: summary.resumed))
 
         if resumed < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.

@@ -9,6 +9,7 @@ public struct DirectoryPlan: Sendable {
     /// Unchanged content whose stored mtime must be refreshed: (path, mtime µs).
     public var touched: [(String, Int64)] = []
     public var listed = 0
+    /// Names that are not valid UTF-8, escaped (`InvalidName`): quarantined by the coordinator.
     public var invalidNames: [String] = []
 }
 
@@ -21,37 +22,44 @@ public struct DirectoryPlanner: Sendable {
 
     public func plan(sourceID: String, root: String, filter: PathFilter, on c: PostgresConnection) async throws -> DirectoryPlan {
         // The stored side, held once: path → (size, mtime µs, sha256).
-        var stored: [String: (Int64, Int64, String)] = [:]
+        var stored: [ExactPath: (Int64, Int64, String)] = [:]
         for row in try await c.query("""
             SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint, sha256
               FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
             """) {
-            stored[try row.decode(String.self, 0)] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2),
+            stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2),
                                                       try row.decode(String.self, 3))
         }
-        let failed = try await c.query("SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID)")
-            .map { try $0.decode(String.self, 0) }
+        // Invalid names are found again by the walk; they are not paths a worker could read.
+        let failed = try await c.query("""
+            SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) AND reason <> \(InvalidName.reason)
+            """).map { try $0.decode(String.self, 0) }
         let known = stored
         var plan = try await runBlocking { () throws -> DirectoryPlan in
             var plan = DirectoryPlan()
-            var seen = Set<String>()
+            var seen = Set<ExactPath>()
             try DirectoryWalker(root: root, filter: filter).walk(file: { file in
                 plan.listed += 1
-                seen.insert(file.path)
-                guard let (size, mtime, sha) = known[file.path] else { return plan.paths.append(file.path) }
+                seen.insert(ExactPath(file.path))
+                guard let (size, mtime, sha) = known[ExactPath(file.path)] else { return plan.paths.append(file.path) }
                 if size == file.size && mtime == file.mtimeMicros { return }
-                if size == file.size, let bytes = try? Data(contentsOf: URL(fileURLWithPath: root + "/" + file.path)),
-                   SHA256.hex([UInt8](bytes)) == sha {
+                // Read as a worker would, so that a link now pointing outside the root is not hashed.
+                if size == file.size,
+                   let read = try? FileReader.read(root: root, relativePath: file.path, maxBytes: Int(clamping: size)),
+                   SHA256.hex(read.bytes) == sha {
                     plan.touched.append((file.path, file.mtimeMicros))
                 } else {
                     plan.paths.append(file.path)
                 }
             }, invalidName: { plan.invalidNames.append($0) })
-            plan.paths += known.keys.filter { !seen.contains($0) }  // deleted from the source
+            plan.paths += known.keys.filter { !seen.contains($0) }.map(\.path)  // deleted from the source
             return plan
         }
-        let planned = Set(plan.paths)
-        plan.paths += failed.filter { !planned.contains($0) }
+        var planned = Set(plan.paths.map(ExactPath.init))
+        plan.paths += failed.filter { !planned.contains(ExactPath($0)) }
+        planned.formUnion(failed.map(ExactPath.init))
+        // An escaped spelling that equals a real path (a name with a literal `\x..`) would be planned twice.
+        plan.invalidNames = plan.invalidNames.filter { !planned.contains(ExactPath($0)) }
         stored.removeAll()
         return plan
     }

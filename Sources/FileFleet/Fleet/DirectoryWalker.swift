@@ -46,8 +46,12 @@ public struct PathFilter: Sendable {
 }
 
 /// Walks a directory tree without following symlinked directories. Blocking: run it off the
-/// cooperative pool. Regular files and symlinks are reported (the importer decides what a
-/// symlink may do); names that are not valid UTF-8 are reported separately, as raw bytes.
+/// cooperative pool. Regular files are reported, and symlinks to regular files with the target's
+/// size and mtime (so that the planner sees the target change); the reader decides whether a link
+/// may be followed (docs/hostile-input.md). A dangling link, and a link to a directory or special
+/// file inside the root, is not a file of the source; one whose target is outside the root is
+/// reported, so that the reader quarantines it (`escapes_root`). Names that are not valid UTF-8
+/// are reported separately, escaped (`InvalidName`), with the filter applied to that spelling.
 public struct DirectoryWalker {
     public let root: String
     public let filter: PathFilter
@@ -67,13 +71,10 @@ public struct DirectoryWalker {
             }
             defer { closedir(dir) }
             while let entry = readdir(dir) {
-                let name: String? = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    let bytes = raw.prefix(while: { $0 != 0 })
-                    return String(validating: bytes, as: UTF8.self)
-                }
-                guard let name else {
-                    let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-                    invalidName((relative.isEmpty ? "" : relative + "/") + String(decoding: bytes, as: UTF8.self))
+                let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+                guard let name = String(validating: bytes, as: UTF8.self) else {
+                    let raw = (relative.isEmpty ? [] : Array(relative.utf8) + [UInt8(ascii: "/")]) + bytes
+                    if let escaped = quarantinable(raw) { invalidName(escaped) }
                     continue
                 }
                 if name == "." || name == ".." { continue }
@@ -83,15 +84,55 @@ public struct DirectoryWalker {
                 switch info.st_mode & S_IFMT {
                 case S_IFDIR:
                     if filter.descendsInto(path) { pending.append(path) }
-                case S_IFREG, S_IFLNK:
+                case S_IFREG:
                     if filter.includesFile(path) {
                         try file(ListedFile(path: path, size: Int64(info.st_size),
                                             mtimeMicros: Timestamps.micros(info.st_mtim)))
+                    }
+                case S_IFLNK:
+                    if filter.includesFile(path), let target = linkTarget(root + "/" + path) {
+                        try file(ListedFile(path: path, size: Int64(target.st_size),
+                                            mtimeMicros: Timestamps.micros(target.st_mtim)))
                     }
                 default:
                     continue  // sockets, FIFOs, devices: not files to import
                 }
             }
+        }
+    }
+
+    /// What a symlink stands for in the listing: its target's metadata, or nil when it is not a file
+    /// of the source (dangling, a loop, or a directory or special file inside the root).
+    private func linkTarget(_ absolute: String) -> stat? {
+        var target = stat()
+        guard stat(absolute, &target) == 0 else { return nil }
+        if target.st_mode & S_IFMT == S_IFREG { return target }
+        guard let real = realpath(absolute, nil) else { return nil }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        return resolved == realRoot || resolved.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") ? nil : target
+    }
+
+    private var realRoot: String {
+        guard let real = realpath(root, nil) else { return root }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
+    /// The escaped spelling of a path whose name is not valid UTF-8, when it is a file, a link or a
+    /// directory the filter takes (an invalid directory is one entry: its contents cannot be named).
+    private func quarantinable(_ raw: [UInt8]) -> String? {
+        let escaped = InvalidName.escaped(raw)
+        var info = stat()
+        let absolute = Array(root.utf8) + [UInt8(ascii: "/")] + raw + [0]
+        let found = absolute.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &info) == 0 }
+        }
+        guard found else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR: return filter.descendsInto(escaped) ? escaped : nil
+        case S_IFREG, S_IFLNK: return filter.includesFile(escaped) ? escaped : nil
+        default: return nil
         }
     }
 }

@@ -1,0 +1,159 @@
+import FleetPostgres
+import Foundation
+import Glibc
+import Testing
+@testable import FileFleet
+
+/// The acceptance tree of issue 8, synced by the in-process fleet (docs/hostile-input.md).
+@Suite struct HostileTreeTests {
+    static let maxFileBytes = 200_000
+
+    /// Paths that must be imported, and those that must be quarantined with their reason.
+    static let badName: [UInt8] = Array("bad".utf8) + [0xff, 0xfe] + Array(" name.md".utf8)
+    static let quarantined = ["escape-relative.md": "escapes_root", "escape-absolute.txt": "escapes_root",
+                              "escape-dir": "escapes_root", "oversize.txt": "too_large",
+                              #"bad\xff\xfe name.md"#: "invalid_name"]
+
+    static func build(_ tree: HostileBase) throws -> [String] {
+        var imported: [String] = []
+        func file(_ path: String, _ bytes: [UInt8]) throws { try tree.write(path, bytes); imported.append(path) }
+        func file(_ path: String, _ text: String) throws { try file(path, Array(text.utf8)) }
+
+        try file("notes/plain.md", "---\ntitle: Plain\ntags: [a, b]\n---\n# Heading\nbody\n")
+        try tree.link("escape-relative.md", "../outside/secret.txt")
+        try tree.link("escape-absolute.txt", tree.secretPath)
+        try tree.link("escape-dir", "../outside")
+        try tree.link("inside-link.md", "notes/plain.md"); imported.append("inside-link.md")
+        try tree.link("dangling.md", "notes/missing.md")  // not a file of the source: no row, no failure
+        try tree.link("dir-link", "notes")                // directories are not followed: nothing under it
+        try tree.write("oversize.txt", String(repeating: "o", count: maxFileBytes + 1))
+        try file("name with spaces.md", "# Spaces\n")
+        try file(#"quote"s 'single' `back`.txt"#, "quotes\n")
+        try file("new\nline.md", "# New\nline\n")
+        try file("caf\u{E9}.md", "# NFC\n")
+        try file("cafe\u{301}.md", "# NFD\n")
+        try file((1...60).map { "level-\($0)" }.joined(separator: "/") + "/deep.md", "# Deep\n")
+        try file("empty.md", "")
+        try file("empty.txt", "")
+        try file("crlf-bom.md", [0xEF, 0xBB, 0xBF] + Array("---\r\ntitle: Windows\r\n---\r\n# H\r\nline\r\n".utf8))
+        try file("latin1.txt", [0x63, 0x61, 0x66, 0xE9, 0x0A])
+        try file("latin1.md", [0x23, 0x20, 0xE9, 0x0A])
+        try file("huge-line.txt", String(repeating: "x", count: maxFileBytes - 10))
+        try file("fm-number.md", "---\ntitle: 42\ncount: 7\n---\nbody\n")
+        try file("fm-date.md", "---\ntitle: 2024-01-05\nwhen: 2024-01-05 10:00:00\n---\nbody\n")
+        try file("fm-list.md", "---\ntitle: [Part, 2]\n---\nbody\n")
+        try file("fm-null.md", "---\ntitle: null\n---\n# From Heading\n")
+        try file("fm-keys.md", "---\n1: one\ntrue: yes\n2024-01-05: day\n[a, b]: list\n---\nbody\n")
+        try file("fm-invalid.md", "---\na: [1, 2\n---\n# Body Title\ntext\n")
+        try file("fm-unterminated.md", "---\ntitle: never closed\n# Heading\ntext\n")
+        try tree.write(".hidden.md", "# hidden \(tree.secret)\n")  // skipped: dotfiles need an include
+        try tree.rawFile(badName, "# bad name\n")
+        mkfifo(tree.root + "/fifo", 0o644)  // not a file: skipped
+        return imported
+    }
+
+    @Test func hostileTreeIsImportedOrQuarantined() async throws {
+        let fleet = try await HostileFleet()
+        let tree = try HostileBase("hostile")
+        let imported = try Self.build(tree)
+
+        let summary = try await fleet.sync(tree.root, sourceID: "hostile", maxFileBytes: Self.maxFileBytes, maxAttempts: 2)
+        #expect(summary.status == .completed_with_failures, "\(summary.json())")
+        #expect(summary.exitCode == 3)
+        #expect(imported.count == 21)
+        #expect(summary.planned == imported.count + Self.quarantined.count)
+        #expect(summary.imported == imported.count)
+        #expect(summary.failed == Self.quarantined.count)
+        #expect(summary.resumed == 0)
+
+        // sync's flags became the run's limits, which the workers read (SPEC §6.10: never from a message).
+        let limits = try await fleet.withConnection { c in
+            try await c.query("SELECT max_file_bytes, max_attempts FROM \(unescaped: fleet.schema.runs) WHERE id = \(summary.run_id!)")
+                .map { (try $0.decode(Int.self, 0), try $0.decode(Int.self, 1)) }[0]
+        }
+        #expect(limits.0 == Self.maxFileBytes && limits.1 == 2)
+
+        let failures = try await fleet.failures("hostile")
+        #expect(failures.mapValues(\.reason) == Self.quarantined)
+        #expect(failures["oversize.txt"]?.message == "too_large: \(Self.maxFileBytes + 1) bytes")
+        #expect(failures.values.allSatisfy { $0.attempts == 1 })
+        let status = try await fleet.withConnection { c in
+            try await StatusReport.read(schema: fleet.schema, sourceID: "hostile", on: c)
+        }
+        #expect(Set(status.sources.first?.failures.map(\.path) ?? []) == Set(Self.quarantined.keys))
+        #expect(status.sources.first?.run?.failed == Self.quarantined.count)
+
+        let rows = try await fleet.documents()
+        #expect(rows.paths == Set(imported.map { Array($0.utf8) }))
+        for path in imported {
+            let row = try #require(rows[path])
+            #expect(row.sourceID == "hostile")
+            #expect(try await fleet.matchesImporter(row, bytes: try tree.bytes(path)), "\(path)")
+        }
+        #expect(try await fleet.rowsContaining(tree.secret, hashOf: Array(tree.secret.utf8)) == 0)
+
+        // Spot checks of §5 as a user reads them.
+        #expect(rows["fm-number.md"]?.title == "42")
+        #expect(rows["fm-number.md"]?.frontmatter == #"{"count": 7, "title": 42}"#)
+        #expect(rows["fm-date.md"]?.title == "2024-01-05")
+        #expect(rows["fm-date.md"]?.frontmatter == #"{"when": "2024-01-05T10:00:00Z", "title": "2024-01-05"}"#)
+        #expect(rows["fm-list.md"]?.title == "Part, 2")
+        #expect(rows["fm-null.md"]?.title == "From Heading")
+        #expect(rows["fm-keys.md"]?.frontmatter?.contains(#""1": "one""#) == true)
+        #expect(rows["fm-keys.md"]?.frontmatter?.contains(#""2024-01-05": "day""#) == true)
+        #expect(rows["fm-invalid.md"]?.frontmatter == nil)
+        #expect(rows["fm-invalid.md"]?.frontmatterError?.isEmpty == false)
+        #expect(rows["fm-invalid.md"]?.body == "# Body Title\ntext\n")
+        #expect(rows["fm-unterminated.md"]?.frontmatterError == "unterminated frontmatter")
+        #expect(rows["fm-unterminated.md"]?.body == "---\ntitle: never closed\n# Heading\ntext\n")
+        #expect(rows["crlf-bom.md"]?.title == "Windows")
+        #expect(rows["crlf-bom.md"]?.body == "# H\r\nline\r\n")
+        #expect(rows["latin1.txt"]?.kind == "binary" && rows["latin1.txt"]?.body == nil)
+        #expect(rows["latin1.md"]?.kind == "binary")
+        #expect(rows["huge-line.txt"]?.body?.utf8.count == Self.maxFileBytes - 10)
+        #expect(rows["inside-link.md"]?.sha256 == rows["notes/plain.md"]?.sha256)
+        #expect(rows["empty.md"]?.title == "empty" && rows["empty.md"]?.body == "")
+
+        // The next run retries only the failures; invalid names are found again by the walk.
+        let again = try await fleet.sync(tree.root, sourceID: "hostile", maxFileBytes: Self.maxFileBytes, maxAttempts: 2)
+        #expect(again.status == .completed_with_failures, "\(again.json())")
+        #expect(again.planned == Self.quarantined.count)
+        #expect(again.failed == Self.quarantined.count)
+        let retried = try await fleet.failures("hostile")
+        #expect(retried.mapValues(\.reason) == Self.quarantined)
+        #expect(retried.values.allSatisfy { $0.attempts == 2 })
+
+        // Fixed on disk: the failures leave, the run completes, nothing else changes.
+        for path in ["escape-relative.md", "escape-absolute.txt", "escape-dir", "oversize.txt"] { try tree.remove(path) }
+        let raw = Array(tree.root.utf8) + [UInt8(ascii: "/")] + Self.badName + [0]
+        _ = raw.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { unlink($0.baseAddress!) } }
+        let fixed = try await fleet.sync(tree.root, sourceID: "hostile", maxFileBytes: Self.maxFileBytes, maxAttempts: 2)
+        #expect(fixed.status == .completed, "\(fixed.json())")
+        #expect(fixed.exitCode == 0)
+        #expect(fixed.failed == 0)
+        #expect(try await fleet.failures("hostile").isEmpty)
+        #expect(try await fleet.documents().paths == Set(imported.map { Array($0.utf8) }))
+        #expect(try await fleet.unplannedCheckpoints() == 0)
+    }
+
+    /// A read that may pass is tried the run's `max_attempts` times before it is quarantined.
+    @Test func unreadableFilesAreTriedMaxAttemptsTimes() throws {
+        let tree = try HostileBase("attempts")
+        try tree.link("loop.md", "loop.md")  // ELOOP: `unreadable`
+        for attempts in [1, 3] {
+            let run = RunContext(sourceID: "s", root: tree.root, state: "running", maxFileBytes: 100, maxAttempts: attempts)
+            guard case .failed(let reason, _, let tried) = BatchImporter.readFile("loop.md", run: run) else {
+                Issue.record("loop.md was not a failure")
+                return
+            }
+            #expect(reason == "unreadable" && tried == attempts)
+        }
+        try tree.write("big.txt", String(repeating: "b", count: 101))
+        let run = RunContext(sourceID: "s", root: tree.root, state: "running", maxFileBytes: 100, maxAttempts: 3)
+        guard case .failed(let reason, _, let tried) = BatchImporter.readFile("big.txt", run: run) else {
+            Issue.record("big.txt was not a failure")
+            return
+        }
+        #expect(reason == "too_large" && tried == 1)  // deterministic: not retried within the run
+    }
+}
