@@ -366,12 +366,13 @@ import TestSupport
 
     @Test func gitCommandThatRunsTooLongIsKilled() throws {
         let repo = try GitFixture()
-        try repo.write("a", "a")
-        try repo.commit("a")
-        var git = GitRepository(root: repo.root, timeout: .milliseconds(1))
-        git.timeout = .zero
-        let error = #expect(throws: GitError.self) { try git.listFiles { _ in } }
+        let git = GitRepository(root: repo.root, timeout: .milliseconds(300))
+        let started = ContinuousClock.now
+        let error = #expect(throws: GitError.self) {
+            try git.run(["-c", "alias.slow=!sleep 20", "slow"]) { _ in }
+        }
         #expect(error?.description.contains("timed out") == true)
+        #expect(ContinuousClock.now - started < .seconds(5))
     }
 }
 

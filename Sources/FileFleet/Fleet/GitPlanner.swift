@@ -22,6 +22,13 @@ public struct GitPlan: Sendable {
 /// plus the previous run's worktree paths and the source's failed paths. Without a usable
 /// bookmark, the work tree's full listing (size and mtime against the stored rows as the fast
 /// path) and the deletion of rows for files that are gone.
+///
+/// Mode is decided at every sync: `.git` at the root means git mode. A source whose mode changes
+/// (a directory that became a repository, or the reverse) switches at its next new run and loses
+/// its bookmark, so its first git run is a full listing with reconciliation; an open run finishes
+/// in the mode it was planned in. Files still on disk that no longer belong (now excluded, hidden
+/// or ignored) are deleted when the run is planned and checkpointed as `deleted`: a worker would
+/// import them again. Submodules and nested repositories are not imported.
 public struct GitPlanner: Sendable {
     public let schema: Schema
     public var timeout: Duration = .seconds(900)
