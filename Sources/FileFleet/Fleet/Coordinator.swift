@@ -27,7 +27,7 @@ public struct Coordinator: Sendable {
         let started = ContinuousClock.now
         let root = try Self.resolveRoot(sourcePath)
         let sourceID = options.sourceID ?? URL(fileURLWithPath: root).lastPathComponent
-        let mode = "directory"
+        let mode = GitRepository.isWorkTree(root) ? "git" : "directory"
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: .seconds(30))
         do {
@@ -110,10 +110,14 @@ struct RunDriver: Sendable {
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let since = try await db { c in try await store.databaseNow(on: c) }
         let run: RunRecord
-        var created = false  // a new run's plan may hold checkpoints already (quarantined names): not resumed
-        if let open = try await db({ c in try await store.openRun(sourceID: sourceID, on: c) }) {
+        var open = try await db { c in try await store.openRun(sourceID: sourceID, on: c) }
+        var discarded = false
+        if let stale = open, try await !keepsPin(stale, root: root) { (open, discarded) = (nil, true) }
+        if let open {
             run = open
             log.event("resume", ["run": String(run.id), "source": sourceID, "planned": String(run.planned)])
+        } else if mode == "git" {
+            run = try await planGitRun(sourceID: sourceID, root: root, full: discarded)
         } else {
             let planner = DirectoryPlanner(schema: settings.schema)
             let plan = try await db { c in
@@ -123,6 +127,7 @@ struct RunDriver: Sendable {
             for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
             run = try await db { c in
                 try await lease.fenced(on: c) { c in
+                    try await store.adoptMode(mode, sourceID: sourceID, on: c)
                     try await planner.touch(plan.touched, sourceID: sourceID, on: c)
                     let run = try await store.createRun(sourceID: sourceID, mode: mode, pin: nil, token: lease.token,
                                                         plan: plan.paths + plan.invalidNames,
@@ -133,24 +138,25 @@ struct RunDriver: Sendable {
                     return run
                 }
             }
-            created = true
             log.event("planned", ["run": String(run.id), "source": sourceID, "listed": String(plan.listed),
                                   "planned": String(run.planned)])
         }
         summary.run_id = run.id
+        summary.mode = run.mode
         summary.planned = run.planned
-        let resumed = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
-        summary.resumed = created ? 0 : resumed
-        progress(SyncProgress(planned: run.planned, done: resumed, resumed: summary.resumed))
+        // Banked before this invocation: resumed. A new plan's quarantined names are done, not resumed.
+        summary.resumed = try await db { c in try await store.checkpointCount(run: run.id, before: since, on: c) }
+        let banked = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
+        progress(SyncProgress(planned: run.planned, done: banked, resumed: summary.resumed))
 
-        if resumed < run.planned {
+        if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
             try await KafkaAdmin(configuration: settings.kafka).createTopic(settings.topic, partitions: settings.partitions)
             let producer = try KafkaProducer(configuration: settings.kafka)
             do {
                 try await withInProcessWorkers {
                     try await publishRemaining(run, producer)
-                    try await waitForCompletion(run, resumed: resumed, producer)
+                    try await waitForCompletion(run, resumed: banked, producer)
                 }
             } catch {
                 await producer.close()
@@ -162,7 +168,10 @@ struct RunDriver: Sendable {
         let all = try await db { c in try await store.outcomes(run: run.id, on: c) }
         let state = all.failed > 0 ? "completed_with_failures" : "completed"
         try await db { c in
-            try await lease.fenced(on: c) { c in try await store.finish(run: run.id, state: state, on: c) }
+            try await lease.fenced(on: c) { c in
+                try await store.finish(run: run.id, state: state, on: c)
+                if run.mode == "git" { try await store.advanceBookmark(sourceID: sourceID, to: run.pin, on: c) }
+            }
         }
         let mine = try await db { c in try await store.outcomes(run: run.id, since: since, on: c) }
         summary.imported = mine.imported

@@ -24,7 +24,7 @@ public struct Schema: Sendable {
     /// Applies what is missing; safe when several processes migrate at once.
     @discardableResult
     public func migrate(_ pool: PostgresPool) async throws -> [Int] {
-        try await Migrator(schema: name, table: "schema_migrations", migrations: Self.migrations).migrate(on: pool)
+        try await Migrator(schema: name, table: "schema_migrations", migrations: Self.migrations + Self.gitMigrations).migrate(on: pool)
     }
 
     /// Migrations run with `search_path` set to the schema, so table names are unqualified.

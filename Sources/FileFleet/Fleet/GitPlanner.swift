@@ -1,0 +1,196 @@
+public import FleetPostgres
+import Foundation
+
+/// What a git-mode run must do (SPEC §6.3).
+public struct GitPlan: Sendable {
+    /// HEAD when planned; the bookmark once the run completes. nil while the branch has no commit.
+    public var pin: String?
+    /// A full listing with reconciliation (no bookmark, or the bookmark is gone) rather than a diff.
+    public var full = false
+    /// Paths whose row must match the file on disk (a worker deletes the row when the file is gone).
+    public var paths: [String] = []
+    /// Paths whose row must go although the file is still there: excluded, hidden or ignored now.
+    public var removals: [String] = []
+    /// Paths `git status` showed, rechecked by the next run.
+    public var worktree: [String] = []
+    /// Paths git reported (diff, status, listing).
+    public var listed = 0
+    public var invalidNames: [String] = []
+}
+
+/// Plans a git-mode run: `git diff` from the bookmark to the pin plus what `git status` shows,
+/// plus the previous run's worktree paths and the source's failed paths. Without a usable
+/// bookmark, the work tree's full listing (size and mtime against the stored rows as the fast
+/// path) and the deletion of rows for files that are gone.
+///
+/// Mode is decided at every sync: `.git` at the root means git mode. A source whose mode changes
+/// (a directory that became a repository, or the reverse) switches at its next new run and loses
+/// its bookmark, so its first git run is a full listing with reconciliation; an open run finishes
+/// in the mode it was planned in. Files still on disk that no longer belong (now excluded, hidden
+/// or ignored) are deleted when the run is planned and checkpointed as `deleted`: a worker would
+/// import them again. Submodules and nested repositories are not imported.
+public struct GitPlanner: Sendable {
+    public let schema: Schema
+    public var timeout: Duration = .seconds(900)
+
+    public init(schema: Schema) {
+        self.schema = schema
+    }
+
+    /// `forceFull`: list the full tree even when the bookmark is usable.
+    public func plan(sourceID: String, root: String, filter: PathFilter, forceFull: Bool = false,
+                     on c: PostgresConnection) async throws -> GitPlan {
+        let store = RunStore(schema: schema)
+        let source = try await store.source(sourceID, on: c)
+        let bookmark = source?.mode == "git" ? source?.bookmark : nil
+        let failed = try await c.query("SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID)")
+            .map { try $0.decode(String.self, 0) }
+
+        let (pin, reachable) = try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
+            (try repo.head(), try bookmark.map { try repo.hasCommit($0) } ?? false)
+        }
+        guard !forceFull, let bookmark, let pin, reachable else {
+            // The stored side, held once: path → (size, mtime µs).
+            var stored: [String: (Int64, Int64)] = [:]
+            for row in try await c.query("""
+                SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint
+                  FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
+                """) {
+                stored[try row.decode(String.self, 0)] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
+            }
+            let known = stored
+            stored.removeAll()
+            return try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
+                try Self.fullPlan(repo, pin: pin, filter: filter, stored: known, failed: failed)
+            }
+        }
+        let previous = try await store.lastWorktreePaths(sourceID: sourceID, on: c)
+        return try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
+            try Self.incrementalPlan(repo, from: bookmark, pin: pin, filter: filter, extra: previous + failed)
+        }
+    }
+
+    static func incrementalPlan(_ repo: GitRepository, from bookmark: String, pin: String, filter: PathFilter,
+                                extra: [String]) throws -> GitPlan {
+        var plan = GitPlan(pin: pin)
+        var candidates = OrderedPaths()
+        var status = Set<String>()
+        try repo.changedPaths(from: bookmark, to: pin) { path in
+            plan.listed += 1
+            guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
+            candidates.insert(name)
+        }
+        try repo.statusPaths { path in
+            plan.listed += 1
+            guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
+            status.insert(name)
+            candidates.insert(name)
+        }
+        for path in extra where RelativePath.isValid(path) { candidates.insert(path) }
+
+        var uncertain: [String] = []  // on disk, neither changed nor untracked in git's eyes
+        for path in candidates.paths {
+            guard filter.includesFile(path) else {
+                plan.removals.append(path)
+                continue
+            }
+            switch Self.kind(repo.root, path) {
+            case .missing: plan.paths.append(path)
+            case .directory: plan.removals.append(path)  // a submodule or a nested repository
+            case .file:
+                if status.contains(path) { plan.paths.append(path) } else { uncertain.append(path) }
+            }
+        }
+        // Tracked and clean: import as committed. Untracked and not shown by status: ignored.
+        let ignored = try repo.ignored(uncertain)
+        for path in uncertain {
+            if ignored.contains(path) { plan.removals.append(path) } else { plan.paths.append(path) }
+        }
+        plan.worktree = status.filter { filter.includesFile($0) }.sorted()
+        return plan
+    }
+
+    static func fullPlan(_ repo: GitRepository, pin: String?, filter: PathFilter,
+                         stored: [String: (Int64, Int64)], failed: [String]) throws -> GitPlan {
+        var plan = GitPlan(pin: pin, full: true)
+        var leftover = stored  // rows without a listed file
+        let failedSet = Set(failed)
+        var planned = Set<String>()
+        try repo.listFiles { path in
+            plan.listed += 1
+            guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
+            guard filter.includesFile(name), !name.hasSuffix("/") else { return }
+            var info = stat()
+            let exists = lstat(repo.root + "/" + name, &info) == 0
+            if exists && info.st_mode & S_IFMT == S_IFDIR { return }
+            let row = leftover.removeValue(forKey: name)
+            if exists, let (size, mtime) = row, !failedSet.contains(name), info.st_size == size,
+               Timestamps.micros(info.st_mtim) == mtime {
+                return  // unchanged since it was imported
+            }
+            if planned.insert(name).inserted { plan.paths.append(name) }
+        }
+        var status = Set<String>()
+        try repo.statusPaths { path in
+            if let name = path.name, filter.includesFile(name) { status.insert(name) }
+        }
+        // Gone from the tree, or on disk but no longer part of it (ignored, excluded, a nested repository).
+        for path in Array(leftover.keys) + failed where !planned.contains(path) && RelativePath.isValid(path) {
+            guard planned.insert(path).inserted else { continue }
+            if case .missing = Self.kind(repo.root, path) { plan.paths.append(path) } else { plan.removals.append(path) }
+        }
+        plan.worktree = status.sorted()
+        return plan
+    }
+
+    enum Kind { case missing, directory, file }
+
+    static func kind(_ root: String, _ path: String) -> Kind {
+        var info = stat()
+        guard lstat(root + "/" + path, &info) == 0 else { return .missing }
+        return info.st_mode & S_IFMT == S_IFDIR ? .directory : .file
+    }
+
+    /// Stores the run: its mode on the source, the removals (deleted here, checkpointed as
+    /// `deleted`), the plan and the worktree paths. Call inside the lease's fenced transaction.
+    public func createRun(_ plan: GitPlan, sourceID: String, token: Int64, maxFileBytes: Int, maxAttempts: Int,
+                          on c: PostgresConnection) async throws -> RunRecord {
+        let store = RunStore(schema: schema)
+        try await store.adoptMode("git", sourceID: sourceID, on: c)
+        var removed: [String] = []
+        if !plan.removals.isEmpty {
+            removed = try await c.query("""
+                DELETE FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID) AND path = ANY(\(plan.removals)::text[])
+                RETURNING path
+                """).map { try $0.decode(String.self, 0) }
+            try await c.execute("""
+                DELETE FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) AND path = ANY(\(plan.removals)::text[])
+                """)
+        }
+        let run = try await store.createRun(sourceID: sourceID, mode: "git", pin: plan.pin, token: token,
+                                            plan: plan.paths + removed, maxFileBytes: maxFileBytes,
+                                            maxAttempts: maxAttempts, on: c)
+        if !removed.isEmpty {
+            try await c.execute("""
+                INSERT INTO \(unescaped: schema.checkpoints) (run_id, path, outcome, worker)
+                SELECT \(run.id), p, 'deleted', 'coordinator' FROM unnest(\(removed)::text[]) AS t(p)
+                """)
+        }
+        if !plan.worktree.isEmpty {
+            try await c.copyFrom("COPY \(unescaped: schema.gitWorktreePaths) (run_id, path) FROM STDIN") { writer in
+                for path in plan.worktree { try await writer.writeRow(run.id, path) }
+            }
+        }
+        return run
+    }
+}
+
+/// Unique paths in first-seen order.
+struct OrderedPaths {
+    private(set) var paths: [String] = []
+    private var seen = Set<String>()
+
+    mutating func insert(_ path: String) {
+        if seen.insert(path).inserted { paths.append(path) }
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import Synchronization
+
+/// A git command that failed: what ran, its exit status (-1: did not finish) and the tail of its stderr.
+public struct GitError: Error, CustomStringConvertible {
+    public let command: String
+    public let status: Int32
+    public let stderr: String
+    public var description: String {
+        let tail = stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(1000)
+        return "git failed: \(command) exited with status \(status)" + (tail.isEmpty ? "" : ": \(tail)")
+    }
+}
+
+/// The git work tree at a source's root, read through the `git` executable (SPEC §6.3). Each
+/// command runs as a subprocess with a timeout; its stdout goes to a temporary file that is read
+/// back in chunks and split at NULs, so a listing of millions of paths is never one String.
+/// Blocking: call from `runBlocking`. Paths are raw names relative to the root (`core.quotepath=off`).
+public struct GitRepository: Sendable {
+    public let root: String
+    public var timeout: Duration
+    /// Set by a cancelled caller: the running command is killed and `CancellationError` thrown.
+    let cancellation: GitCancellation?
+
+    public init(root: String, timeout: Duration = .seconds(900)) {
+        self.init(root: root, timeout: timeout, cancellation: nil)
+    }
+
+    init(root: String, timeout: Duration, cancellation: GitCancellation?) {
+        self.root = root
+        self.timeout = timeout
+        self.cancellation = cancellation
+    }
+
+    /// Git mode applies when SOURCE itself holds `.git` (a directory, or a file in a linked work tree).
+    public static func isWorkTree(_ root: String) -> Bool {
+        var info = stat()
+        return lstat(root + "/.git", &info) == 0
+    }
+
+    /// The commit HEAD points at; nil while the branch has no commit yet.
+    public func head() throws -> String? {
+        var id: String?
+        let status = try run(["rev-parse", "-q", "--verify", "HEAD^{commit}"], accept: [0, 1]) { field in
+            id = String(decoding: field, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return status == 0 ? id : nil
+    }
+
+    /// Whether `id` names a commit whose objects are still here (false after a rewrite and gc).
+    public func hasCommit(_ id: String) throws -> Bool {
+        guard id.allSatisfy(\.isHexDigit), !id.isEmpty else { return false }
+        return try run(["cat-file", "-e", "\(id)^{commit}"], accept: [0, 1, 128]) { _ in } == 0
+    }
+
+    /// Every path that differs between two commits; both sides of a rename or copy.
+    public func changedPaths(from: String, to: String, _ each: (Path) throws -> Void) throws {
+        var pending = 0  // paths still to come in the current record
+        try run(["diff", "--name-status", "-z", "-M", "--no-ext-diff", "--no-textconv", "--ignore-submodules=all",
+                 from, to, "--"]) { field in
+            if pending > 0 {
+                pending -= 1
+                return try each(Path(field))
+            }
+            // A status letter, with a score for renames and copies: two paths follow.
+            pending = field.first == UInt8(ascii: "R") || field.first == UInt8(ascii: "C") ? 2 : 1
+        }
+    }
+
+    /// What `git status` shows changed (staged or not) or untracked, honouring `.gitignore`.
+    public func statusPaths(_ each: (Path) throws -> Void) throws {
+        var renameSource = false
+        try run(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=all"]) { field in
+            if renameSource {
+                renameSource = false
+                return try each(Path(field))
+            }
+            // "XY path"; for a staged rename or copy the original path follows as its own field.
+            guard field.count > 3 else { return }
+            let x = field[field.startIndex], y = field[field.startIndex + 1]
+            renameSource = x == UInt8(ascii: "R") || x == UInt8(ascii: "C") || y == UInt8(ascii: "R") || y == UInt8(ascii: "C")
+            try each(Path(field.dropFirst(3)))
+        }
+    }
+
+    /// Every file of the work tree: tracked, and untracked unless ignored.
+    public func listFiles(_ each: (Path) throws -> Void) throws {
+        try run(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]) { field in try each(Path(field)) }
+    }
+
+    /// Which of `paths` (untracked) a `.gitignore` rule or `info/exclude` matches.
+    public func ignored(_ paths: [String]) throws -> Set<String> {
+        guard !paths.isEmpty else { return [] }
+        let input = NSTemporaryDirectory() + "filefleet-git-in-\(UUID().uuidString)"
+        defer { unlink(input) }
+        var bytes: [UInt8] = []
+        for path in paths { bytes += Array(path.utf8) + [0] }
+        guard FileManager.default.createFile(atPath: input, contents: Data(bytes)) else {
+            throw GitError(command: "git check-ignore", status: -1, stderr: "cannot write \(input)")
+        }
+        var ignored = Set<String>()
+        try run(["check-ignore", "-z", "--stdin"], stdin: input, accept: [0, 1]) { field in
+            if let path = Path(field).name { ignored.insert(path) }
+        }
+        return ignored
+    }
+
+    /// A path as git printed it: `name` is nil when the bytes are not valid UTF-8.
+    public struct Path {
+        public let bytes: [UInt8]
+        public var name: String? { String(validating: bytes, as: UTF8.self) }
+        public var lossy: String { String(decoding: bytes, as: UTF8.self) }
+        init(_ bytes: ArraySlice<UInt8>) { self.bytes = Array(bytes) }
+    }
+
+    // MARK: Running git
+
+    static let globalOptions = ["-c", "core.quotepath=off", "-c", "safe.directory=*",
+                                // A repository's config must not make us run its commands.
+                                "-c", "core.fsmonitor=false", "--no-pager"]
+
+    /// Runs `git args` in the root and feeds its stdout to `field`, split at NULs (a final field
+    /// without a NUL too). Statuses outside `accept` throw; so does a timeout or a cancellation.
+    @discardableResult
+    func run(_ arguments: [String], stdin: String = "/dev/null", accept: Set<Int32> = [0],
+             field: (ArraySlice<UInt8>) throws -> Void) throws -> Int32 {
+        let argv = ["git", "-C", root] + Self.globalOptions + arguments
+        let command = "git " + arguments.joined(separator: " ")
+        let base = NSTemporaryDirectory() + "filefleet-git-\(UUID().uuidString)"
+        let (outPath, errPath) = (base + ".out", base + ".err")
+        defer { unlink(outPath); unlink(errPath) }
+
+        let pid: Int32
+        do {
+            pid = try Self.spawn(argv, stdin: stdin, stdout: outPath, stderr: errPath)
+        } catch let error as POSIXError where error.code == .ENOENT {
+            throw UsageError("SOURCE \(root) is a git work tree, but git is not installed (not found on PATH)")
+        }
+        let status = try waitBounded(pid, command: command)
+        let stderr = Self.tail(of: errPath)
+        guard accept.contains(status) else {
+            if stderr.contains("not a git repository") {
+                throw UsageError("SOURCE \(root) has a .git, but git says it is not a git repository: "
+                                 + stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))
+            }
+            throw GitError(command: command, status: status, stderr: stderr)
+        }
+        try Self.readFields(outPath, field)
+        return status
+    }
+
+    /// Waits for `pid`, killing its process group on timeout or cancellation.
+    private func waitBounded(_ pid: Int32, command: String) throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = 0
+        var sleep: UInt32 = 1_000
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { break }
+            if result < 0 && errno != EINTR {
+                throw GitError(command: command, status: -1, stderr: "waitpid: \(String(cString: strerror(errno)))")
+            }
+            let cancelled = cancellation?.isCancelled ?? false
+            if cancelled || ContinuousClock.now >= deadline {
+                kill(-pid, SIGKILL)
+                _ = Command.wait(pid)
+                if cancelled { throw CancellationError() }
+                throw GitError(command: command, status: -1, stderr: "timed out after \(timeout); killed")
+            }
+            usleep(sleep)
+            sleep = min(sleep * 2, 50_000)
+        }
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    private static func readFields(_ path: String, _ field: (ArraySlice<UInt8>) throws -> Void) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        var pending: [UInt8] = []
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            pending.append(contentsOf: chunk)
+            var start = pending.startIndex
+            while let nul = pending[start...].firstIndex(of: 0) {
+                try field(pending[start..<nul])
+                start = nul + 1
+            }
+            pending.removeSubrange(..<start)
+        }
+        if !pending.isEmpty { try field(pending[...]) }
+    }
+
+    private static func tail(of path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+    }
+
+    /// posix_spawn (Foundation's Process can hang here) in a process group of its own, with a
+    /// clean git environment: no inherited GIT_* variable may point it at another repository.
+    static func spawn(_ argv: [String], stdin: String, stdout: String, stderr: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("GIT_") }
+        environment["GIT_OPTIONAL_LOCKS"] = "0"
+        environment["GIT_TERMINAL_PROMPT"] = "0"
+        environment["LC_ALL"] = "C"
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (cArguments + cEnvironment).forEach { free($0) } }
+        var pid: Int32 = 0
+        let result = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
+        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EIO) }
+        return pid
+    }
+}
+
+/// Lets an async caller cancel the blocking git command it waits for.
+final class GitCancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isCancelled: Bool { flag.load(ordering: .relaxed) }
+    func cancel() { flag.store(true, ordering: .relaxed) }
+}
+
+extension GitRepository {
+    /// Runs blocking git work off the cooperative pool; cancelling the caller kills the command.
+    static func withRepository<T: Sendable>(root: String, timeout: Duration = .seconds(900),
+                                            _ body: @escaping @Sendable (GitRepository) throws -> T) async throws -> T {
+        let cancellation = GitCancellation()
+        return try await withTaskCancellationHandler {
+            try await runBlocking { try body(GitRepository(root: root, timeout: timeout, cancellation: cancellation)) }
+        } onCancel: {
+            cancellation.cancel()
+        }
+    }
+}

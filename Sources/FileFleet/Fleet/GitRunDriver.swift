@@ -1,0 +1,38 @@
+import FleetPostgres
+import Foundation
+
+/// Git mode's part of a sync (SPEC §6.3): planning a run, and deciding whether an open run can go on.
+extension RunDriver {
+    /// Plans and stores a new git run. `full` forces the full listing (the previous run was discarded).
+    func planGitRun(sourceID: String, root: String, full: Bool = false) async throws -> RunRecord {
+        let planner = GitPlanner(schema: settings.schema)
+        let filter = PathFilter(includes: options.includes, excludes: options.excludes)
+        let plan = try await db { c in
+            try await planner.plan(sourceID: sourceID, root: root, filter: filter, forceFull: full, on: c)
+        }
+        for name in plan.invalidNames { log.event("skipped", ["reason": "invalid_name", "path": name]) }
+        let run = try await db { c in
+            try await lease.fenced(on: c) { c in
+                try await planner.createRun(plan, sourceID: sourceID, token: lease.token, maxFileBytes: options.maxFileBytes,
+                                            maxAttempts: options.maxAttempts, on: c)
+            }
+        }
+        log.event("planned", ["run": String(run.id), "source": sourceID, "mode": "git",
+                              "basis": plan.full ? "full_listing" : "diff", "pin": plan.pin ?? "none",
+                              "listed": String(plan.listed), "planned": String(run.planned),
+                              "removed": String(plan.removals.count)])
+        return run
+    }
+
+    /// An open git run whose pin no longer exists (history rewritten, objects pruned) cannot
+    /// advance the bookmark to it: it is ended as `aborted`, and the caller plans afresh with a
+    /// full listing. Returns whether `run` may be resumed.
+    func keepsPin(_ run: RunRecord, root: String) async throws -> Bool {
+        guard run.mode == "git", let pin = run.pin, GitRepository.isWorkTree(root) else { return true }
+        let present = try await GitRepository.withRepository(root: root) { try $0.hasCommit(pin) }
+        if present { return true }
+        try await db { c in try await lease.fenced(on: c) { c in try await store.abandon(run: run.id, on: c) } }
+        log.event("discarded", ["run": String(run.id), "source": run.sourceID, "reason": "pin_unreachable", "pin": pin])
+        return false
+    }
+}
