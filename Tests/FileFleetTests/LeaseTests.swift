@@ -253,3 +253,62 @@ import TestSupport
         #expect(largest < interval * 2)
     }
 }
+
+/// A coordinator whose local clock is three days off (libfaketime) sees and writes exactly what one
+/// with the right clock would: every lease time comes from the database (SPEC §6.4).
+@Suite struct LeaseClockTests {
+    @Test func leaseDecisionsIgnoreAProcessClockThatIsFarOff() async throws {
+        let server = try await PostgresServer.start()
+        defer { Task { try? await server.stop() } }
+        let environment = try await TestEnvironment.shared()
+        let schema = Schema()
+        let pool = PostgresPool(url: server.url, maxConnections: 1)
+        try await schema.migrate(pool)
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("skew")).path
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        let name = "sync:" + URL(fileURLWithPath: source).lastPathComponent
+        let store = LeaseStore(schema: schema)
+
+        func syncWithSkewedClock() async throws -> (status: Int32, output: String) {
+            let output = source + ".out"
+            let pid = try Command.spawn(["/usr/bin/faketime", "-f", "+3d", CLI.path, "sync", source, "--json",
+                                         "--postgres", server.url, "--kafka", environment.kafkaBrokers],
+                                        environment: ProcessInfo.processInfo.environment.merging(["FAKETIME_DONT_FAKE_MONOTONIC": "1"]) { $1 },
+                                        output: output)
+            let status = try await runBlocking { Command.wait(pid) }
+            return (status, try String(contentsOfFile: output, encoding: .utf8))
+        }
+
+        // Held by a live coordinator with the right clock: a contender three days ahead would
+        // think the lease expired long ago; it must still be skipped.
+        let token = try await pool.withConnection { c in
+            try await store.acquire(name, holder: "elsewhere:1:1", timing: LeaseTiming(), on: c)
+        }
+        let skipped = try await syncWithSkewedClock()
+        #expect(skipped.status == 0)
+        #expect(skipped.output.contains("\"status\":\"skipped\""))
+        #expect(try await pool.withConnection { c in try await store.info(name, on: c) }?.token == token)
+
+        // Released: the skewed process takes it, and every time it wrote is the database's.
+        try await pool.withConnection { c in try await store.release(name, holder: "elsewhere:1:1", token: token, on: c) }
+        let completed = try await syncWithSkewedClock()
+        #expect(completed.status == 0)
+        #expect(completed.output.contains("\"status\":\"completed\""))
+        let skew = try await pool.withConnection { c in
+            try await c.query("""
+                SELECT max(abs(extract(epoch FROM now() - started_at)) + abs(extract(epoch FROM now() - finished_at)))::float8
+                  FROM \(unescaped: schema.runs)
+                """)[0].decode(Double.self, 0)
+        }
+        #expect(skew < 120)
+        await pool.close()
+    }
+}
+
+/// The `filefleet` executable of this build, for tests that run it as a separate process.
+enum CLI {
+    static var path: String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/filefleet").path
+    }
+}
