@@ -1,5 +1,5 @@
-public import FleetKafka
-public import FleetPostgres
+import FleetKafka
+import FleetPostgres
 import Foundation
 
 /// Progress of a run, as the coordinator sees it in the checkpoints.
@@ -31,7 +31,7 @@ public struct Coordinator: Sendable {
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: .seconds(30))
         do {
-            try await withRetry(Self.storeRetry) { try await settings.schema.migrate(pool) }
+            _ = try await withRetry(Self.storeRetry) { try await settings.schema.migrate(pool) }
             let store = RunStore(schema: settings.schema)
             _ = try await withRetry(Self.storeRetry) {
                 try await pool.withConnection { c in

@@ -1,4 +1,4 @@
-public import FleetKafka
+import FleetKafka
 import FleetPostgres
 import Foundation
 import Synchronization
@@ -44,7 +44,7 @@ public final class Worker: Sendable {
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
                                 acquireTimeout: .seconds(30), idleTimeout: .seconds(5))
         defer { Task { await pool.close() } }
-        try await withRetry(Self.startupRetry) { try await settings.schema.migrate(pool) }
+        _ = try await withRetry(Self.startupRetry) { try await settings.schema.migrate(pool) }
         try await register(pool)
         let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
 

@@ -34,7 +34,7 @@ public struct EmbeddedStack: Sendable {
     public func up(keep: Bool = false) throws -> Endpoints {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         return try withLock {
-            if keep { FileManager.default.createFile(atPath: keepMarker, contents: nil) }
+            if keep { _ = FileManager.default.createFile(atPath: keepMarker, contents: nil) }
             let cluster = postgres
             if cluster.runningPID == nil {
                 // Keep the port across restarts when it is free, so that exported URLs stay valid.
