@@ -43,6 +43,9 @@ extension ConnectionOptions {
     /// Exactly one of them configured is a usage error naming the other.
     func settings() throws -> FleetSettings? {
         let env = Self.environment
+        if let http = http ?? env["FILEFLEET_HTTP"], !http.isEmpty {
+            throw UsageError("--http (FILEFLEET_HTTP) \(http): the health, metrics and status endpoints are not built yet in this version; use `filefleet status`")
+        }
         let postgres = postgresURL ?? env["FILEFLEET_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
         let kafka = kafkaBrokers ?? env["FILEFLEET_KAFKA_BROKERS"].flatMap { $0.isEmpty ? nil : $0 }
         switch (postgres, kafka) {
