@@ -69,16 +69,20 @@ public struct Coordinator: Sendable {
             summary.status = .skipped
             summary.reason = busy.description
         } catch let lost as LeaseLost {
+            // The reason is the code SPEC §4 names; the details go to the log.
             summary.status = .aborted
-            summary.reason = "lease_lost: \(lost)"
+            summary.reason = "lease_lost"
+            log.event("aborted", ["reason": "lease_lost", "error": "\(lost)"])
         } catch is CancellationError {
             summary.status = .interrupted
         } catch let error as PostgresError where error.isRetryable {
             summary.status = .aborted
-            summary.reason = "store_unavailable: \(error)"
+            summary.reason = "store_unavailable"
+            log.event("aborted", ["reason": "store_unavailable", "error": "\(error)"])
         } catch let error as PostgresPoolError {
             summary.status = .aborted
-            summary.reason = "store_unavailable: \(error)"
+            summary.reason = "store_unavailable"
+            log.event("aborted", ["reason": "store_unavailable", "error": "\(error)"])
         } catch let error as UsageError {
             await pool.close()
             throw error

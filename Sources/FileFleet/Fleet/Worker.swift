@@ -83,9 +83,16 @@ public final class Worker: Sendable {
 
     private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, consecutiveFailures: inout Int) async throws {
         while !stopRequested {
+            // The gate closes only once a batch is in hand: a revocation runs on the consumer's poll
+            // thread, which cannot serve a poll meanwhile, so waiting for a poll would deadlock
+            // until the revocation timeout.
+            let polled = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            guard !polled.isEmpty else { continue }
             gate.begin()
             defer { gate.end() }
-            let messages = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            // Partitions revoked between the poll and the gate go to their next owner.
+            let owned = consumer.assignment
+            let messages = polled.filter { owned.contains($0.topicPartition) }
             guard !messages.isEmpty else { continue }
             while true {
                 do {
@@ -115,8 +122,13 @@ public final class Worker: Sendable {
                     try await Task.sleep(for: .milliseconds(200 * consecutiveFailures))
                 }
             }
-            // Only now, after the transaction committed.
-            try await consumer.commit(messages)
+            // Only now, after the transaction committed. A commit that fails (the partition moved
+            // meanwhile) loses nothing: the next owner gets the paths again and skips them (SPEC §6.2).
+            do {
+                try await consumer.commit(messages)
+            } catch let error as KafkaError {
+                log.event("commit_failed", ["error": "\(error)", "messages": String(messages.count)])
+            }
         }
     }
 

@@ -102,7 +102,7 @@ public final class Lease: Sendable {
         var next = clock.now
         while true {
             next += timing.heartbeat
-            try await executor.sleep(until: next)
+            try await Self.sleep(until: next)
             do {
                 if connection.current.isBroken {
                     let old = connection.replace(with: try await PostgresConnection.connect(url))
@@ -119,6 +119,33 @@ public final class Lease: Sendable {
                 FileHandle.standardError.write(Data("lease \(name): heartbeat failed: \(error)\n".utf8))
             }
         }
+    }
+}
+
+extension Lease {
+    /// Sleeps until `deadline`, or until the task is cancelled: a finished body must not wait out
+    /// a heartbeat interval before the lease is released. The timer fires on a Dispatch thread and
+    /// the task resumes on its preferred executor (the lease's own thread), not behind busy pool work.
+    static func sleep(until deadline: ContinuousClock.Instant) async throws {
+        final class Wakeup: Sendable {
+            let continuation = Mutex<CheckedContinuation<Void, Never>?>(nil)
+            func fire() { continuation.withLock { $0.take() }?.resume() }
+        }
+        let wakeup = Wakeup()
+        let delay = ContinuousClock.now.duration(to: deadline)
+        let nanoseconds = max(0, delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                wakeup.continuation.withLock { $0 = continuation }
+                if Task.isCancelled { return wakeup.fire() }
+                DispatchQueue.global(qos: .userInteractive).asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) {
+                    wakeup.fire()
+                }
+            }
+        } onCancel: {
+            wakeup.fire()
+        }
+        try Task.checkCancellation()
     }
 }
 
