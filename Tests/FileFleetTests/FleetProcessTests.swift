@@ -242,7 +242,7 @@ import TestSupport
         let tree = try FleetTree.make(files: 4_000)
         defer { tree.remove() }
         // The coordinator needs 2-3 connections, each worker up to 2: three workers cannot all have theirs.
-        let fleet = try await Fleet(postgresSettings: ["max_connections": "5", "superuser_reserved_connections": "0"])
+        let fleet = try await Fleet(postgresSettings: ["max_connections": "4", "superuser_reserved_connections": "0"])
         do {
             let workers = try (0..<3).map { try fleet.worker("worker\($0)", batchSize: 100) }
             let sync = try fleet.sync("sync", tree)
@@ -252,9 +252,11 @@ import TestSupport
             #expect(summary.status == .completed)
             #expect(summary.planned == 4_000 && summary.imported == 4_000)
             try await Self.expectDocumentsEqualTree(fleet, tree)
-            let starved = fleet.all.filter { $0.stderr.contains("53300") || $0.stderr.contains("too many clients") }
-            print("fleet max_connections=5: \(String(format: "%.1f", summary.elapsed_seconds)) s; saw 53300: \(starved.map(\.name))")
-            #expect(!starved.isEmpty, "no process hit 53300: the test proves nothing")
+            // The server turned connections away (53300): retried, never fatal.
+            let refusals = try await fleet.serverLog().components(separatedBy: "too many clients already").count - 1
+            print("fleet max_connections=4: \(String(format: "%.1f", summary.elapsed_seconds)) s, \(refusals) connections refused with 53300")
+            #expect(refusals > 0, "no connection was refused: the test proves nothing")
+            print("fleet max_connections=4: processes that logged 53300: \(fleet.all.filter { $0.stderr.contains("53300") }.map(\.name))")
             for worker in workers { worker.send(SIGTERM) }
             for worker in workers { #expect(await worker.waitForExit(timeout: .seconds(40)) == 0, "\(worker.transcript)") }
         } catch {

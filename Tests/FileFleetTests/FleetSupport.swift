@@ -203,6 +203,13 @@ final class Fleet: Sendable {
          "--kafka-option", "session.timeout.ms=3000", "--kafka-option", "heartbeat.interval.ms=500"]
     }
 
+    /// The private server's log (LocalPostgres keeps it next to the data directory).
+    func serverLog() async throws -> String {
+        let data = try await query { c in try await c.query("SHOW data_directory")[0].decode(String.self, 0) }
+        let path = URL(fileURLWithPath: data).deletingLastPathComponent().appendingPathComponent("postgres.log").path
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
     func start(_ name: String, _ arguments: [String]) throws -> FleetProcess {
         let process = try FleetProcess(name: name, arguments: arguments + connectionArguments, directory: directory)
         processes.withLock { $0.append(process) }

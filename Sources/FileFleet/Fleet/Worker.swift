@@ -42,10 +42,10 @@ public final class Worker: Sendable {
     /// could not finish within `options.drainTimeout` (it was rolled back; its paths come again).
     public func run() async throws {
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
-                                acquireTimeout: .seconds(30), idleTimeout: .seconds(5))
+                                acquireTimeout: .seconds(30), idleTimeout: Self.idleTimeout)
         defer { Task { await pool.close() } }
         try await withRetry(Self.startupRetry) { try await settings.schema.migrate(pool) }
-        try await register(pool)
+        try await withRetry(Self.startupRetry) { try await register(pool) }
         let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -165,7 +165,7 @@ public final class Worker: Sendable {
 
     private func heartbeat(_ pool: PostgresPool) async throws {
         while true {
-            try await Task.sleep(for: .seconds(2))
+            try await Task.sleep(for: Self.heartbeatInterval)
             let (imported, ready) = state.withLock { ($0.counts.total, $0.ready) }
             _ = try? await pool.withConnection { c in
                 try await c.execute("""
@@ -182,6 +182,11 @@ public final class Worker: Sendable {
             try await c.execute("UPDATE \(unescaped: settings.schema.workers) SET state = 'stopped', heartbeat_at = now() WHERE id = \(id)")
         }
     }
+
+    /// The heartbeat is rarer than the idle timeout, so that an idle worker gives its connection
+    /// back between beats and scarce server slots go round (SPEC §6.9).
+    static let heartbeatInterval: Duration = .seconds(5)
+    static let idleTimeout: Duration = .seconds(2)
 
     static let startupRetry = RetryPolicy(maxAttempts: 10, baseDelay: .milliseconds(200), maxDelay: .seconds(5),
                                           totalBudget: .seconds(60))
