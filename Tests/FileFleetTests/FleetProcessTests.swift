@@ -155,6 +155,7 @@ import TestSupport
             let firstStatus = await first.waitForExit(timeout: .seconds(30))
             #expect(firstStatus == 143, "\(first.transcript)")
             #expect(first.summary?.status == .interrupted)
+            #expect(first.summary?.run_id != nil && first.summary?.planned == 500, "\(first.stdout)")
             let holder = try await fleet.query { c in
                 try await c.query("SELECT holder FROM \(unescaped: Self.schema.leases) WHERE name = \("sync:" + tree.sourceID)")
                     .first.map { try $0.decode(String?.self, 0) } ?? nil
@@ -220,6 +221,7 @@ import TestSupport
             let object = try #require(frozen.summaryObject, "\(frozen.transcript)")
             #expect(object["status"] as? String == "aborted")
             #expect(object["reason"] as? String == "lease_lost", "\(object)")
+            #expect(frozen.summary?.run_id == run && frozen.summary?.planned == 3_000, "\(object)")
             let untouched = try await fleet.query { c in
                 try await c.query("SELECT state, finished_at::text FROM \(unescaped: Self.schema.runs) WHERE id = \(run)")
                     .first.map { (try $0.decode(String.self, 0), try $0.decode(String?.self, 1)) }

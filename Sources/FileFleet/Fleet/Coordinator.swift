@@ -1,6 +1,7 @@
 public import FleetKafka
 public import FleetPostgres
 import Foundation
+import Synchronization
 
 /// Progress of a run, as the coordinator sees it in the checkpoints.
 public struct SyncProgress: Sendable {
@@ -30,6 +31,7 @@ public struct Coordinator: Sendable {
         let mode = "directory"
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: .seconds(30))
+        let facts = RunFacts()
         do {
             try await withRetry(Self.storeRetry) { try await settings.schema.migrate(pool) }
             let store = RunStore(schema: settings.schema)
@@ -50,7 +52,7 @@ public struct Coordinator: Sendable {
                     return try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
                                                 url: settings.postgresURL) { lease in
                         try await RunDriver(settings: settings, options: options, pool: pool, producer: producer,
-                                            lease: lease, log: log, progress: progress)
+                                            lease: lease, log: log, progress: progress, facts: facts)
                             .drive(sourceID: sourceID, root: root, mode: mode)
                     }
                 }
@@ -91,6 +93,7 @@ public struct Coordinator: Sendable {
             summary.reason = "\(error)"
         }
         await pool.close()
+        if summary.status == .aborted || summary.status == .interrupted { facts.fill(&summary) }
         summary.elapsed_seconds = (ContinuousClock.now - started).seconds
         return summary
     }
@@ -125,6 +128,21 @@ extension WorkerOptions {
     }
 }
 
+/// What a run driver learnt before it stopped, for the summary of a run that did not finish.
+final class RunFacts: Sendable {
+    private let state = Mutex<(run: Int64?, planned: Int, resumed: Int)>((nil, 0, 0))
+
+    func record(run: Int64, planned: Int, resumed: Int) { state.withLock { $0 = (run, planned, resumed) } }
+
+    func fill(_ summary: inout SyncSummary) {
+        let (run, planned, resumed) = state.withLock { $0 }
+        guard let run else { return }
+        summary.run_id = run
+        summary.planned = planned
+        summary.resumed = resumed
+    }
+}
+
 /// The body of a sync while the lease is held: plan or resume, publish, wait, finalize.
 struct RunDriver: Sendable {
     let settings: FleetSettings
@@ -134,6 +152,7 @@ struct RunDriver: Sendable {
     let lease: Lease
     let log: Log
     let progress: @Sendable (SyncProgress) -> Void
+    var facts = RunFacts()
 
     var store: RunStore { RunStore(schema: settings.schema) }
 
@@ -166,6 +185,7 @@ struct RunDriver: Sendable {
         summary.planned = run.planned
         let resumed = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
         summary.resumed = resumed
+        facts.record(run: run.id, planned: run.planned, resumed: resumed)
         progress(SyncProgress(planned: run.planned, done: resumed, resumed: resumed))
 
         if resumed < run.planned {

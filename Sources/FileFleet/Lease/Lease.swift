@@ -13,13 +13,15 @@ public final class Lease: Sendable {
     public let holder: String
     public let token: Int64
     let store: LeaseStore
+    let timing: LeaseTiming
     private let lostState = Mutex(false)
 
-    init(name: String, holder: String, token: Int64, store: LeaseStore) {
+    init(name: String, holder: String, token: Int64, store: LeaseStore, timing: LeaseTiming = LeaseTiming()) {
         self.name = name
         self.holder = holder
         self.token = token
         self.store = store
+        self.timing = timing
     }
 
     /// Whether a heartbeat found the lease taken over or force-released.
@@ -30,7 +32,9 @@ public final class Lease: Sendable {
     public func fenced<T>(on connection: PostgresConnection,
                           _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await store.fenced(name, token: token, on: connection, body)
+            // A holder that stalls inside the transaction (frozen, cut off) would block a takeover
+            // with its share lock: the server ends the transaction once it has idled for the TTL.
+            return try await store.fenced(name, token: token, idleTimeout: timing.ttl, on: connection, body)
         } catch let error as LeaseLost {
             lostState.withLock { $0 = true }
             throw error
@@ -56,7 +60,7 @@ public final class Lease: Sendable {
         let lease: Lease
         do {
             let token = try await store.acquire(name, holder: holder, timing: timing, on: connection.current)
-            lease = Lease(name: name, holder: holder, token: token, store: store)
+            lease = Lease(name: name, holder: holder, token: token, store: store, timing: timing)
         } catch {
             await connection.current.close()
             throw error
