@@ -45,14 +45,26 @@ public struct Coordinator: Sendable {
             let workers = (0..<options.workers).map { _ in
                 Worker(settings: settings, options: WorkerOptions.inProcess(options), log: log.child("worker"))
             }
+            // In-process workers join the group only once there is work: a no-op sync must not wait
+            // for a join and a leave (seconds on the local broker).
+            let workNeeded = WorkGate()
             summary = try await withThrowingTaskGroup(of: SyncSummary?.self) { group in
-                for worker in workers { group.addTask { try await worker.run(); return nil } }
+                for worker in workers {
+                    group.addTask {
+                        if await workNeeded.wait() { try await worker.run() }
+                        return nil
+                    }
+                }
                 group.addTask {
-                    defer { workers.forEach { $0.requestStop() } }
+                    defer {
+                        workers.forEach { $0.requestStop() }
+                        workNeeded.open(false)
+                    }
                     return try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
                                                 url: settings.postgresURL) { lease in
                         try await RunDriver(settings: settings, options: options, pool: pool, producer: producer,
-                                            lease: lease, log: log, progress: progress, facts: facts)
+                                            lease: lease, log: log, progress: progress, facts: facts,
+                                            workNeeded: { workNeeded.open(true) })
                             .drive(sourceID: sourceID, root: root, mode: mode)
                     }
                 }
@@ -61,6 +73,7 @@ public struct Coordinator: Sendable {
                     while let next = try await group.next() { if let next { result = next } }
                 } catch {
                     workers.forEach { $0.requestStop() }
+                    workNeeded.open(false)
                     group.cancelAll()
                     throw error
                 }
@@ -128,6 +141,31 @@ extension WorkerOptions {
     }
 }
 
+/// Opens once, with a verdict: whether the in-process workers are needed.
+final class WorkGate: Sendable {
+    private let state = Mutex<(verdict: Bool?, waiters: [CheckedContinuation<Bool, Never>])>((nil, []))
+
+    func open(_ verdict: Bool) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            guard s.verdict == nil else { return [] }
+            s.verdict = verdict
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        waiters.forEach { $0.resume(returning: verdict) }
+    }
+
+    func wait() async -> Bool {
+        await withCheckedContinuation { continuation in
+            let verdict = state.withLock { s -> Bool? in
+                if s.verdict == nil { s.waiters.append(continuation) }
+                return s.verdict
+            }
+            if let verdict { continuation.resume(returning: verdict) }
+        }
+    }
+}
+
 /// What a run driver learnt before it stopped, for the summary of a run that did not finish.
 final class RunFacts: Sendable {
     private let state = Mutex<(run: Int64?, planned: Int, resumed: Int)>((nil, 0, 0))
@@ -153,6 +191,7 @@ struct RunDriver: Sendable {
     let log: Log
     let progress: @Sendable (SyncProgress) -> Void
     var facts = RunFacts()
+    var workNeeded: @Sendable () -> Void = {}
 
     var store: RunStore { RunStore(schema: settings.schema) }
 
@@ -189,6 +228,7 @@ struct RunDriver: Sendable {
         progress(SyncProgress(planned: run.planned, done: resumed, resumed: resumed))
 
         if resumed < run.planned {
+            workNeeded()
             try await publishRemaining(run)
             try await waitForCompletion(run, resumed: resumed)
         }
