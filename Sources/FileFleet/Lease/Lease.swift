@@ -87,14 +87,22 @@ public final class Lease: Sendable {
             return outcome ?? .failure(CancellationError())
         }
         // Release on every exit path, even when the caller's task is cancelled.
-        await Task {
+        let superseded = await Task {
             if connection.current.isBroken, let fresh = try? await PostgresConnection.connect(url) {
                 connection.replace(with: fresh)
             }
+            // A body that failed (say, its connection was ended by the server) may have been
+            // superseded before a heartbeat could tell: ask, so that the failure reads as LeaseLost.
+            var superseded = false
+            if case .failure(let error) = outcome, !(error is CancellationError), !lease.isLost,
+               let info = try? await store.info(name, on: connection.current) {
+                superseded = info.token != lease.token || info.holder != holder
+            }
             try? await store.release(name, holder: holder, token: lease.token, on: connection.current)
             await connection.current.close()
+            return superseded
         }.value
-        if case .failure = outcome, lease.isLost { throw LeaseLost(name: name, token: lease.token) }
+        if case .failure = outcome, lease.isLost || superseded { throw LeaseLost(name: name, token: lease.token) }
         return try outcome.get()
     }
 
