@@ -1,6 +1,7 @@
 import FleetKafka
 import FleetPostgres
 import Foundation
+import Synchronization
 
 /// Progress of a run, as the coordinator sees it in the checkpoints.
 public struct SyncProgress: Sendable {
@@ -30,6 +31,7 @@ public struct Coordinator: Sendable {
         let mode = GitRepository.isWorkTree(root) ? "git" : "directory"
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: .seconds(30))
+        let facts = RunFacts()
         do {
             _ = try await withRetry(Self.storeRetry) { try await settings.schema.migrate(pool) }
             let store = RunStore(schema: settings.schema)
@@ -41,23 +43,27 @@ public struct Coordinator: Sendable {
             summary = try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
                                            url: settings.postgresURL) { lease in
                 try await RunDriver(settings: settings, options: options, pool: pool, lease: lease, log: log,
-                                    progress: progress)
+                                    progress: progress, facts: facts)
                     .drive(sourceID: sourceID, root: root, mode: mode)
             }
         } catch let busy as LeaseBusy {
             summary.status = .skipped
             summary.reason = busy.description
         } catch let lost as LeaseLost {
+            // The reason is the code SPEC §4 names; the details go to the log.
             summary.status = .aborted
-            summary.reason = "lease_lost: \(lost)"
+            summary.reason = "lease_lost"
+            log.event("aborted", ["reason": "lease_lost", "error": "\(lost)"])
         } catch is CancellationError {
             summary.status = .interrupted
         } catch let error as PostgresError where error.isRetryable {
             summary.status = .aborted
-            summary.reason = "store_unavailable: \(error)"
+            summary.reason = "store_unavailable"
+            log.event("aborted", ["reason": "store_unavailable", "error": "\(error)"])
         } catch let error as PostgresPoolError {
             summary.status = .aborted
-            summary.reason = "store_unavailable: \(error)"
+            summary.reason = "store_unavailable"
+            log.event("aborted", ["reason": "store_unavailable", "error": "\(error)"])
         } catch let error as UsageError {
             await pool.close()
             throw error
@@ -66,6 +72,7 @@ public struct Coordinator: Sendable {
             summary.reason = "\(error)"
         }
         await pool.close()
+        if summary.status == .aborted || summary.status == .interrupted { facts.fill(&summary) }
         summary.elapsed_seconds = (ContinuousClock.now - started).seconds
         return summary
     }
@@ -95,6 +102,21 @@ extension WorkerOptions {
     }
 }
 
+/// What a run driver learnt before it stopped, for the summary of a run that did not finish.
+final class RunFacts: Sendable {
+    private let state = Mutex<(run: Int64?, planned: Int, resumed: Int)>((nil, 0, 0))
+
+    func record(run: Int64, planned: Int, resumed: Int) { state.withLock { $0 = (run, planned, resumed) } }
+
+    func fill(_ summary: inout SyncSummary) {
+        let (run, planned, resumed) = state.withLock { $0 }
+        guard let run else { return }
+        summary.run_id = run
+        summary.planned = planned
+        summary.resumed = resumed
+    }
+}
+
 /// The body of a sync while the lease is held: plan or resume, publish, wait, finalize.
 struct RunDriver: Sendable {
     let settings: FleetSettings
@@ -103,6 +125,7 @@ struct RunDriver: Sendable {
     let lease: Lease
     let log: Log
     let progress: @Sendable (SyncProgress) -> Void
+    var facts = RunFacts()
 
     var store: RunStore { RunStore(schema: settings.schema) }
 
@@ -147,6 +170,7 @@ struct RunDriver: Sendable {
         // Banked before this invocation: resumed. A new plan's quarantined names are done, not resumed.
         summary.resumed = try await db { c in try await store.checkpointCount(run: run.id, before: since, on: c) }
         let banked = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
+        facts.record(run: run.id, planned: run.planned, resumed: summary.resumed)
         progress(SyncProgress(planned: run.planned, done: banked, resumed: summary.resumed))
 
         if banked < run.planned {

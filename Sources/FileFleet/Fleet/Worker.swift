@@ -42,10 +42,10 @@ public final class Worker: Sendable {
     /// could not finish within `options.drainTimeout` (it was rolled back; its paths come again).
     public func run() async throws {
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
-                                acquireTimeout: .seconds(30), idleTimeout: .seconds(5))
+                                acquireTimeout: .seconds(30), idleTimeout: Self.idleTimeout)
         defer { Task { await pool.close() } }
         _ = try await withRetry(Self.startupRetry) { try await settings.schema.migrate(pool) }
-        try await register(pool)
+        try await withRetry(Self.startupRetry) { try await register(pool) }
         let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -83,9 +83,16 @@ public final class Worker: Sendable {
 
     private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, consecutiveFailures: inout Int) async throws {
         while !stopRequested {
+            // The gate closes only once a batch is in hand: a revocation runs on the consumer's poll
+            // thread, which cannot serve a poll meanwhile, so waiting for a poll would deadlock
+            // until the revocation timeout.
+            let polled = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            guard !polled.isEmpty else { continue }
             gate.begin()
             defer { gate.end() }
-            let messages = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            // Partitions revoked between the poll and the gate go to their next owner.
+            let owned = consumer.assignment
+            let messages = polled.filter { owned.contains($0.topicPartition) }
             guard !messages.isEmpty else { continue }
             while true {
                 do {
@@ -115,8 +122,13 @@ public final class Worker: Sendable {
                     try await Task.sleep(for: .milliseconds(200 * consecutiveFailures))
                 }
             }
-            // Only now, after the transaction committed.
-            try await consumer.commit(messages)
+            // Only now, after the transaction committed. A commit that fails (the partition moved
+            // meanwhile) loses nothing: the next owner gets the paths again and skips them (SPEC §6.2).
+            do {
+                try await consumer.commit(messages)
+            } catch let error as KafkaError {
+                log.event("commit_failed", ["error": "\(error)", "messages": String(messages.count)])
+            }
         }
     }
 
@@ -153,7 +165,7 @@ public final class Worker: Sendable {
 
     private func heartbeat(_ pool: PostgresPool) async throws {
         while true {
-            try await Task.sleep(for: .seconds(2))
+            try await Task.sleep(for: Self.heartbeatInterval)
             let (imported, ready) = state.withLock { ($0.counts.total, $0.ready) }
             _ = try? await pool.withConnection { c in
                 try await c.execute("""
@@ -170,6 +182,11 @@ public final class Worker: Sendable {
             try await c.execute("UPDATE \(unescaped: settings.schema.workers) SET state = 'stopped', heartbeat_at = now() WHERE id = \(id)")
         }
     }
+
+    /// The heartbeat is rarer than the idle timeout, so that an idle worker gives its connection
+    /// back between beats and scarce server slots go round (SPEC §6.9).
+    static let heartbeatInterval: Duration = .seconds(5)
+    static let idleTimeout: Duration = .seconds(2)
 
     static let startupRetry = RetryPolicy(maxAttempts: 10, baseDelay: .milliseconds(200), maxDelay: .seconds(5),
                                           totalBudget: .seconds(60))

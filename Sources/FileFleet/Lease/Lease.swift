@@ -13,13 +13,15 @@ public final class Lease: Sendable {
     public let holder: String
     public let token: Int64
     let store: LeaseStore
+    let timing: LeaseTiming
     private let lostState = Mutex(false)
 
-    init(name: String, holder: String, token: Int64, store: LeaseStore) {
+    init(name: String, holder: String, token: Int64, store: LeaseStore, timing: LeaseTiming = LeaseTiming()) {
         self.name = name
         self.holder = holder
         self.token = token
         self.store = store
+        self.timing = timing
     }
 
     /// Whether a heartbeat found the lease taken over or force-released.
@@ -30,7 +32,9 @@ public final class Lease: Sendable {
     public func fenced<T>(on connection: PostgresConnection,
                           _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await store.fenced(name, token: token, on: connection, body)
+            // A holder that stalls inside the transaction (frozen, cut off) would block a takeover
+            // with its share lock: the server ends the transaction once it has idled for the TTL.
+            return try await store.fenced(name, token: token, idleTimeout: timing.ttl, on: connection, body)
         } catch let error as LeaseLost {
             lostState.withLock { $0 = true }
             throw error
@@ -59,7 +63,8 @@ public final class Lease: Sendable {
     ) async throws -> T {
         let store = LeaseStore(schema: schema)
         // The heartbeat's own connection: it must not wait behind a busy pool.
-        let connection = HeartbeatConnection(try await PostgresConnection.connect(url))
+        // Retried like every other statement (SPEC §6.9): with scarce slots the first try may get 53300.
+        let connection = HeartbeatConnection(try await withRetry(connectRetry) { try await PostgresConnection.connect(url) })
         let lease: Lease
         do {
             let token: Int64
@@ -70,7 +75,7 @@ public final class Lease: Sendable {
                 token = try await store.acquire(name, holder: holder, timing: timing, deadHolder: other,
                                                 on: connection.current)
             }
-            lease = Lease(name: name, holder: holder, token: token, store: store)
+            lease = Lease(name: name, holder: holder, token: token, store: store, timing: timing)
         } catch {
             await connection.current.close()
             throw error
@@ -97,16 +102,27 @@ public final class Lease: Sendable {
             return outcome ?? .failure(CancellationError())
         }
         // Release on every exit path, even when the caller's task is cancelled.
-        await Task {
+        let superseded = await Task {
             if connection.current.isBroken, let fresh = try? await PostgresConnection.connect(url) {
                 connection.replace(with: fresh)
             }
+            // A body that failed (say, its connection was ended by the server) may have been
+            // superseded before a heartbeat could tell: ask, so that the failure reads as LeaseLost.
+            var superseded = false
+            if case .failure(let error) = outcome, !(error is CancellationError), !lease.isLost,
+               let info = try? await store.info(name, on: connection.current) {
+                superseded = info.token != lease.token || info.holder != holder
+            }
             try? await store.release(name, holder: holder, token: lease.token, on: connection.current)
             await connection.current.close()
+            return superseded
         }.value
-        if case .failure = outcome, lease.isLost { throw LeaseLost(name: name, token: lease.token) }
+        if case .failure = outcome, lease.isLost || superseded { throw LeaseLost(name: name, token: lease.token) }
         return try outcome.get()
     }
+
+    static let connectRetry = RetryPolicy(maxAttempts: 10, baseDelay: .milliseconds(200), maxDelay: .seconds(5),
+                                          totalBudget: .seconds(60))
 
     /// Beats every `timing.heartbeat` until cancelled. A beat that updates no row means the lease
     /// is lost: throw at once. A broken connection is replaced; the beat is retried next interval.

@@ -103,9 +103,14 @@ public struct LeaseStore: Sendable {
 
     /// Runs `body` in a transaction that first checks, with a share lock on the lease row, that
     /// `token` is still current: a takeover waits for it to commit, and a superseded holder writes nothing.
-    public func fenced<T>(_ name: String, token: Int64, on connection: PostgresConnection,
+    /// With `idleTimeout`, the server ends the transaction (and its lock) if the holder goes quiet in it.
+    public func fenced<T>(_ name: String, token: Int64, idleTimeout: Duration? = nil, on connection: PostgresConnection,
                           _ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await connection.withTransaction { connection in
+            if let idleTimeout {
+                let ms = max(1, Int64(idleTimeout.seconds * 1000))
+                try await connection.execute("SET LOCAL idle_in_transaction_session_timeout = \(unescaped: String(ms))")
+            }
             let current = try await connection.query("""
                 SELECT 1 FROM \(unescaped: schema.leases)
                  WHERE name = \(name) AND token = \(token) AND holder IS NOT NULL FOR SHARE

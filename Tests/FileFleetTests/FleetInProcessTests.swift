@@ -1,0 +1,104 @@
+@testable import FileFleet
+import FleetKafka
+import FleetPostgres
+import Foundation
+import Testing
+import TestSupport
+
+/// The coordinator with in-process workers (`sync --workers N`) in a schema of its own: the
+/// plan of a first sync, a no-op rerun, an incremental one, and a resumed one.
+@Suite struct FleetInProcessTests {
+    let environment: TestEnvironment
+    let schema: Schema
+
+    init() async throws {
+        environment = try await TestEnvironment.shared()
+        schema = Schema(try await environment.makeSchema().name)
+    }
+
+    /// One sync with two in-process workers. Each gets a topic and group of its own: its workers
+    /// all leave together at the end, which can wedge the group on Tansu (SPEC §9.1).
+    func sync(_ tree: FleetTree) async throws -> SyncSummary {
+        var kafka = KafkaConfiguration(brokers: environment.kafkaBrokers, clientID: "fleet-inprocess")
+        kafka.sessionTimeout = .seconds(3)
+        kafka.heartbeatInterval = .milliseconds(500)
+        var settings = FleetSettings(postgresURL: environment.postgresURL, kafka: kafka)
+        settings.schema = schema
+        settings.topic = TestEnvironment.uniqueName("inproc_topic")
+        settings.group = TestEnvironment.uniqueName("inproc_group")
+        settings.partitions = 4
+        var options = SyncOptions()
+        options.workers = 2
+        options.stallWindow = .seconds(10)
+        options.pollInterval = .milliseconds(100)
+        let start = ContinuousClock.now
+        let summary = try await Coordinator(settings: settings, log: Log(component: "coordinator", enabled: false))
+            .sync(tree.root, options: options)
+        print("fleet in-process: \(summary.json()) (\(String(format: "%.2f", seconds(since: start))) s)")
+        return summary
+    }
+
+    func documents(_ tree: FleetTree) async throws -> [String: String] {
+        try await FleetDB.query(environment.postgresURL) { [schema] c in
+            try await FleetDB.documents(schema, source: tree.sourceID, on: c)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func fleetInProcessSyncIsIncrementalAndResumes() async throws {
+        var tree = try FleetTree.make(files: 600, perDirectory: 100)
+        defer { tree.remove() }
+
+        // A first sync imports everything.
+        let first = try await sync(tree)
+        #expect(first.status == .completed, "\(first.json())")
+        #expect(first.planned == 600 && first.imported == 600 && first.resumed == 0)
+        #expect(try await documents(tree) == tree.expected)
+
+        // Nothing changed: nothing planned.
+        let noop = try await sync(tree)
+        #expect(noop.status == .completed, "\(noop.json())")
+        #expect(noop.planned == 0 && noop.imported == 0 && noop.deleted == 0)
+        #expect(noop.run_id != first.run_id)
+
+        // Add 3, edit 2, delete 4, touch 1 (same bytes, new mtime): exactly those are applied.
+        for i in 0..<3 { try tree.write("d0/added-\(i).md", "# Added \(i)\n") }
+        try tree.write("d1/note-100.md", "---\ntitle: edited\n---\nnew body\n")
+        try tree.write("d2/note-200.md", "completely different\n")
+        for i in 300..<304 { try tree.delete("d3/note-\(i).md") }
+        var times = [timeval(tv_sec: 1_700_000_000, tv_usec: 123_456), timeval(tv_sec: 1_700_000_000, tv_usec: 123_456)]
+        #expect(utimes(tree.root + "/d4/note-400.md", &times) == 0)
+        let incremental = try await sync(tree)
+        #expect(incremental.status == .completed, "\(incremental.json())")
+        #expect(incremental.planned == 9, "\(incremental.json())")
+        #expect(incremental.imported == 5 && incremental.deleted == 4 && incremental.unchanged == 0 && incremental.failed == 0)
+        #expect(try await documents(tree) == tree.expected)
+        let touched = try await FleetDB.query(environment.postgresURL) { [schema, tree] c in
+            try await c.query("""
+                SELECT (extract(epoch FROM mtime) * 1000000)::bigint FROM \(unescaped: schema.documents)
+                 WHERE source_id = \(tree.sourceID) AND path = 'd4/note-400.md'
+                """)[0].decode(Int64.self, 0)
+        }
+        #expect(touched == 1_700_000_000_123_456, "a touched file's stored mtime must follow the file")
+
+        // A run left unfinished by a killed coordinator, 4 of its 10 paths banked: the next sync
+        // continues it and reports them as resumed.
+        let paths = (0..<10).map { "d5/late-\($0).md" }
+        for path in paths { try tree.write(path, "late \(path)\n") }
+        let run = try await FleetDB.query(environment.postgresURL) { [schema, tree] c -> Int64 in
+            let store = RunStore(schema: schema)
+            let run = try await store.createRun(sourceID: tree.sourceID, mode: "directory", pin: nil, token: 0, plan: paths,
+                                                maxFileBytes: 1 << 20, maxAttempts: 3, on: c)
+            let context = RunContext(sourceID: tree.sourceID, root: tree.root, state: "running", maxFileBytes: 1 << 20, maxAttempts: 3)
+            let banked = paths.prefix(4).map { ($0, BatchImporter.readFile($0, run: context)) }
+            _ = try await BatchWriter(schema: schema, worker: "seed").write(run: run.id, sourceID: tree.sourceID,
+                                                                             outcomes: banked, on: c)
+            return run.id
+        }
+        let resumed = try await sync(tree)
+        #expect(resumed.status == .completed, "\(resumed.json())")
+        #expect(resumed.run_id == run)
+        #expect(resumed.planned == 10 && resumed.resumed == 4 && resumed.imported == 6, "\(resumed.json())")
+        #expect(try await documents(tree) == tree.expected)
+    }
+}

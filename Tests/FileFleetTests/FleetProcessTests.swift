@@ -1,0 +1,316 @@
+@testable import FileFleet
+import FleetPostgres
+import Foundation
+import Testing
+import TestSupport
+
+/// The fleet as a user runs it (issue 6, "Must show"): `filefleet sync` and `filefleet worker`
+/// as separate processes against a private Postgres and the shared broker. Serialized: each test
+/// runs several processes on a small machine.
+@Suite(.serialized) struct FleetProcessTests {
+    static let schema = Schema()  // the CLI always uses `filefleet`
+
+    /// The newest run of `source`: id, planned, checkpointed; nil before there is one.
+    static func progress(_ fleet: Fleet, _ source: String) async -> (run: Int64, planned: Int, done: Int)? {
+        try? await fleet.query { c in
+            try await c.query("""
+                SELECT r.id, r.planned, (SELECT count(*) FROM \(unescaped: schema.checkpoints) k WHERE k.run_id = r.id)
+                  FROM \(unescaped: schema.runs) r WHERE r.source_id = \(source) ORDER BY r.id DESC LIMIT 1
+                """).first.map { (try $0.decode(Int64.self, 0), try $0.decode(Int.self, 1), try $0.decode(Int.self, 2)) }
+        } ?? nil
+    }
+
+    static func expectDocumentsEqualTree(_ fleet: Fleet, _ tree: FleetTree, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let stored = try await fleet.query { c in try await FleetDB.documents(schema, source: tree.sourceID, on: c) }
+        #expect(stored == tree.expected, "\(difference(stored, tree.expected))", sourceLocation: sourceLocation)
+    }
+
+    static func checkpointStats(_ fleet: Fleet, run: Int64) async throws -> (checkpoints: Int, planned: Int, unplanned: Int) {
+        try await fleet.query { c in
+            let checkpoints = try await c.query("SELECT count(*) FROM \(unescaped: schema.checkpoints) WHERE run_id = \(run)")[0].decode(Int.self, 0)
+            let planned = try await c.query("SELECT count(*) FROM \(unescaped: schema.plannedPaths) WHERE run_id = \(run)")[0].decode(Int.self, 0)
+            let unplanned = try await c.query("""
+                SELECT count(*) FROM \(unescaped: schema.checkpoints) k WHERE k.run_id = \(run)
+                   AND NOT EXISTS (SELECT 1 FROM \(unescaped: schema.plannedPaths) p WHERE p.run_id = k.run_id AND p.path = k.path)
+                """)[0].decode(Int.self, 0)
+            return (checkpoints, planned, unplanned)
+        }
+    }
+
+    /// Rows written into `documents` (inserted, also by rolled-back transactions, and updated):
+    /// beyond the files, this is work done twice. Waits for the servers' statistics to settle.
+    static func documentWrites(_ fleet: Fleet) async throws -> Int {
+        var last = -1
+        for _ in 0..<20 {
+            let n = try await fleet.query { c in
+                try await c.query("""
+                    SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0)::bigint FROM pg_stat_user_tables
+                     WHERE schemaname = 'filefleet' AND relname = 'documents'
+                    """)[0].decode(Int.self, 0)
+            }
+            if n == last { return n }
+            last = n
+            try await Task.sleep(for: .milliseconds(700))
+        }
+        return last
+    }
+
+    static func refusedCount(_ worker: FleetProcess) -> Int {
+        // `… event=stopped … refused=N …`
+        guard let line = worker.stderr.split(separator: "\n").last(where: { $0.contains(" event=stopped ") }),
+              let field = line.split(separator: " ").first(where: { $0.hasPrefix("refused=") }) else { return 0 }
+        return Int(field.dropFirst("refused=".count).trimmingCharacters(in: .punctuationCharacters)) ?? 0
+    }
+
+    // MARK: -
+
+    @Test(.timeLimit(.minutes(4)))
+    func fleetConvergesWhenAWorkerIsKilledAndGarbageIsPublished() async throws {
+        let started = ContinuousClock.now
+        let tree = try FleetTree.make(files: 20_000)
+        defer { tree.remove() }
+        let fleet = try await Fleet()
+        let workers = try (0..<3).map { try fleet.worker("worker\($0)") }
+        let sync = try fleet.sync("sync", tree)
+        do {
+            // Mid-run: a worker dies and garbage lands on the topic.
+            let midRun = await fleetEventually(timeout: .seconds(120)) {
+                guard let p = await Self.progress(fleet, tree.sourceID) else { return false }
+                return p.done >= 2_000 || !sync.isRunning
+            }
+            try #require(midRun && sync.isRunning, "the run was not caught mid-way\n\(sync.transcript)")
+            let p = try #require(await Self.progress(fleet, tree.sourceID))
+            workers[0].killAndReap()
+            let forged: [[UInt8]?] = [
+                Array("not json at all".utf8), nil, [0xff, 0xfe, 0x00, 0x01],
+                Array(#"{"run":999999,"source":"\#(tree.sourceID)","path":"d0/note-0.md"}"#.utf8),
+                Array(#"{"run":\#(p.run),"source":"someone-else","path":"d0/note-1.md"}"#.utf8),
+                Array(#"{"run":\#(p.run),"source":"\#(tree.sourceID)","path":"../../etc/passwd"}"#.utf8),
+            ]
+            try await fleet.publish(forged)
+            print("fleet kill+garbage: killed worker0 at \(p.done)/\(p.planned), \(String(format: "%.1f", seconds(since: started))) s in")
+
+            let status = await sync.waitForExit(timeout: .seconds(150))
+            #expect(status == 0, "\(sync.transcript)")
+            let summary = try #require(sync.summary, "\(sync.transcript)")
+            #expect(summary.status == .completed)
+            #expect(summary.planned == 20_000)
+            #expect(summary.imported == 20_000)
+            #expect(summary.failed == 0 && summary.deleted == 0)
+            #expect(summary.run_id == p.run)
+            print("fleet kill+garbage: sync \(String(format: "%.1f", summary.elapsed_seconds)) s, " +
+                  "\(Int(Double(summary.imported) / summary.elapsed_seconds)) files/s")
+
+            try await Self.expectDocumentsEqualTree(fleet, tree)
+            let stats = try await Self.checkpointStats(fleet, run: p.run)
+            #expect(stats.checkpoints == 20_000 && stats.planned == 20_000 && stats.unplanned == 0, "\(stats)")
+
+            // The survivors kept running through the kill and the garbage, and drain cleanly.
+            #expect(workers[1].isRunning && workers[2].isRunning, "\(workers[1].transcript)\n\(workers[2].transcript)")
+            try await Task.sleep(for: .seconds(1))
+            workers[1].send(SIGTERM)
+            workers[2].send(SIGTERM)
+            for worker in workers.dropFirst() {
+                let status = await worker.waitForExit(timeout: .seconds(30))
+                #expect(status == 0, "\(worker.transcript)")
+            }
+            let refused = workers.dropFirst().map(Self.refusedCount).reduce(0, +)
+            #expect(refused >= forged.count, "refused \(refused)\n\(workers[1].stderr.suffix(3000))")
+            let writes = try await Self.documentWrites(fleet)
+            print("fleet kill+garbage: \(writes) document writes for 20000 files, refused \(refused); total \(String(format: "%.1f", seconds(since: started))) s")
+            #expect(writes <= 20_000 + 2 * 200, "document writes \(writes): more than the batch in flight was redone")
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func fleetSecondSyncWhileFirstRunsIsSkipped() async throws {
+        let tree = try FleetTree.make(files: 500)
+        defer { tree.remove() }
+        let fleet = try await Fleet()
+        do {
+            // No workers: the first sync holds the lease and waits.
+            let first = try fleet.sync("first", tree)
+            let planned = await fleetEventually(timeout: .seconds(60)) { await Self.progress(fleet, tree.sourceID) != nil }
+            try #require(planned && first.isRunning, "\(first.transcript)")
+
+            let start = ContinuousClock.now
+            let second = try fleet.sync("second", tree)
+            let status = await second.waitForExit(timeout: .seconds(30))
+            let elapsed = seconds(since: start)
+            print("fleet skipped: second sync exited in \(String(format: "%.2f", elapsed)) s")
+            #expect(status == 0, "\(second.transcript)")
+            #expect(elapsed < 15)
+            let object = try #require(second.summaryObject, "\(second.transcript)")
+            #expect(object["status"] as? String == "skipped")
+            #expect(object["source_id"] as? String == tree.sourceID)
+            #expect(second.stderr.contains(":\(first.pid):"), "stderr must name the holder (pid \(first.pid)): \(second.stderr)")
+            #expect(second.stderr.contains("heartbeat"), "stderr must give the holder's heartbeat age: \(second.stderr)")
+            #expect(first.isRunning)
+
+            // The first one, interrupted, releases the lease and banks nothing lost.
+            first.send(SIGTERM)
+            let firstStatus = await first.waitForExit(timeout: .seconds(30))
+            #expect(firstStatus == 143, "\(first.transcript)")
+            #expect(first.summary?.status == .interrupted)
+            #expect(first.summary?.run_id != nil && first.summary?.planned == 500, "\(first.stdout)")
+            let holder = try await fleet.query { c in
+                try await c.query("SELECT holder FROM \(unescaped: Self.schema.leases) WHERE name = \("sync:" + tree.sourceID)")
+                    .first.map { try $0.decode(String?.self, 0) } ?? nil
+            }
+            #expect(holder == nil, "the interrupted sync must release its lease")
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func fleetFrozenCoordinatorIsTakenOverAndFencedOnResume() async throws {
+        let tree = try FleetTree.make(files: 3_000)
+        defer { tree.remove() }
+        let fleet = try await Fleet()
+        let timing = ["--heartbeat", "1", "--lease-ttl", "3", "--takeover-grace", "3"]
+        let lease = "sync:" + tree.sourceID
+        @Sendable func leaseRow() async throws -> (holder: String?, token: Int64) {
+            try await fleet.query { c in
+                let row = try await c.query("SELECT holder, token FROM \(unescaped: Self.schema.leases) WHERE name = \(lease)")[0]
+                return (try row.decode(String?.self, 0), try row.decode(Int64.self, 1))
+            }
+        }
+        do {
+            let frozen = try fleet.sync("frozen", tree, timing)
+            let planned = await fleetEventually(timeout: .seconds(60)) { await Self.progress(fleet, tree.sourceID) != nil }
+            try #require(planned && frozen.isRunning, "\(frozen.transcript)")
+            frozen.send(SIGSTOP)
+            let frozenAt = ContinuousClock.now
+            let run = try #require(await Self.progress(fleet, tree.sourceID)).run
+            let before = try await leaseRow()
+            #expect(before.holder?.contains(":\(frozen.pid):") == true)
+
+            // While the lease is fresh, a contender is skipped.
+            let early = try fleet.sync("early", tree, timing)
+            #expect(await early.waitForExit(timeout: .seconds(20)) == 0, "\(early.transcript)")
+            #expect(early.summary?.status == .skipped, "\(early.transcript)")
+            print("fleet frozen: contender skipped \(String(format: "%.2f", seconds(since: frozenAt))) s after the freeze")
+            let workers = try (0..<2).map { try fleet.worker("worker\($0)") }
+
+            // After TTL + grace without a heartbeat, a contender takes over and completes the same run.
+            try await Task.sleep(until: frozenAt + .seconds(6.5))
+            let successor = try fleet.sync("successor", tree, timing)
+            #expect(await successor.waitForExit(timeout: .seconds(90)) == 0, "\(successor.transcript)")
+            let summary = try #require(successor.summary, "\(successor.transcript)")
+            #expect(summary.status == .completed)
+            #expect(summary.run_id == run, "the successor must continue the frozen one's run")
+            #expect(summary.planned == 3_000)
+            try await Self.expectDocumentsEqualTree(fleet, tree)
+            let after = try await leaseRow()
+            #expect(after.token > before.token, "lease token \(before.token) → \(after.token)")
+            let finished = try await fleet.query { c in
+                try await c.query("SELECT state, finished_at::text FROM \(unescaped: Self.schema.runs) WHERE id = \(run)")
+                    .first.map { (try $0.decode(String.self, 0), try $0.decode(String?.self, 1)) }
+            }
+            #expect(finished?.0 == "completed")
+
+            // Resumed, the frozen one finds itself fenced: exit 4, lease_lost, nothing written.
+            frozen.send(SIGCONT)
+            let status = await frozen.waitForExit(timeout: .seconds(30))
+            #expect(status == 4, "\(frozen.transcript)")
+            let object = try #require(frozen.summaryObject, "\(frozen.transcript)")
+            #expect(object["status"] as? String == "aborted")
+            #expect(object["reason"] as? String == "lease_lost", "\(object)")
+            #expect(frozen.summary?.run_id == run && frozen.summary?.planned == 3_000, "\(object)")
+            let untouched = try await fleet.query { c in
+                try await c.query("SELECT state, finished_at::text FROM \(unescaped: Self.schema.runs) WHERE id = \(run)")
+                    .first.map { (try $0.decode(String.self, 0), try $0.decode(String?.self, 1)) }
+            }
+            #expect(untouched?.0 == finished?.0 && untouched?.1 == finished?.1, "the fenced coordinator finalized: \(String(describing: untouched))")
+            let runs = try await fleet.query { c in try await FleetDB.int("SELECT count(*) FROM filefleet.runs", on: c) }
+            #expect(runs == 1)
+            let final = try await leaseRow()
+            #expect(final.token == after.token, "the fenced coordinator must not touch the lease")
+            for worker in workers { worker.send(SIGTERM) }
+            for worker in workers { #expect(await worker.waitForExit(timeout: .seconds(30)) == 0, "\(worker.transcript)") }
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func fleetConvergesWithTinyMaxConnections() async throws {
+        let tree = try FleetTree.make(files: 4_000)
+        defer { tree.remove() }
+        // The coordinator needs 2-3 connections, each worker up to 2: three workers cannot all have theirs.
+        let fleet = try await Fleet(postgresSettings: ["max_connections": "4", "superuser_reserved_connections": "0"])
+        do {
+            let workers = try (0..<3).map { try fleet.worker("worker\($0)", batchSize: 100) }
+            let sync = try fleet.sync("sync", tree)
+            let status = await sync.waitForExit(timeout: .seconds(150))
+            #expect(status == 0, "\(sync.transcript)")
+            let summary = try #require(sync.summary, "\(sync.transcript)")
+            #expect(summary.status == .completed)
+            #expect(summary.planned == 4_000 && summary.imported == 4_000)
+            try await Self.expectDocumentsEqualTree(fleet, tree)
+            // The server turned connections away (53300): retried, never fatal.
+            let refusals = try await fleet.serverLog().components(separatedBy: "too many clients already").count - 1
+            print("fleet max_connections=4: \(String(format: "%.1f", summary.elapsed_seconds)) s, \(refusals) connections refused with 53300")
+            #expect(refusals > 0, "no connection was refused: the test proves nothing")
+            print("fleet max_connections=4: processes that logged 53300: \(fleet.all.filter { $0.stderr.contains("53300") }.map(\.name))")
+            for worker in workers { worker.send(SIGTERM) }
+            for worker in workers { #expect(await worker.waitForExit(timeout: .seconds(40)) == 0, "\(worker.transcript)") }
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+    }
+
+    @Test(.timeLimit(.minutes(4)))
+    func fleetConvergesUnderRepeatedWorkerKills() async throws {
+        let started = ContinuousClock.now
+        let files = 20_000
+        let tree = try FleetTree.make(files: files)
+        defer { tree.remove() }
+        let fleet = try await Fleet()
+        do {
+            var workers = try (0..<3).map { try fleet.worker("worker\($0)") }
+            let sync = try fleet.sync("sync", tree)
+            var kills: [Int] = []
+            var next = 3
+            // Kill a worker every ~2.5 s while the run lasts, and start a replacement.
+            while sync.isRunning && kills.count < 8 {
+                try await Task.sleep(for: .milliseconds(2500))
+                guard sync.isRunning, let p = await Self.progress(fleet, tree.sourceID), p.done < p.planned else { continue }
+                let victim = kills.count % workers.count
+                workers[victim].killAndReap()
+                kills.append(p.done)
+                workers[victim] = try fleet.worker("worker\(next)")
+                next += 1
+            }
+            let status = await sync.waitForExit(timeout: .seconds(180))
+            #expect(status == 0, "\(sync.transcript)")
+            let summary = try #require(sync.summary, "\(sync.transcript)")
+            #expect(summary.status == .completed)
+            #expect(summary.planned == files && summary.imported == files)
+            print("fleet repeated kills: \(kills.count) kills at \(kills); sync \(String(format: "%.1f", summary.elapsed_seconds)) s")
+            #expect(kills.count >= 3, "the run ended before enough kills: \(kills)")
+
+            try await Self.expectDocumentsEqualTree(fleet, tree)
+            let run = try #require(summary.run_id)
+            let stats = try await Self.checkpointStats(fleet, run: run)
+            #expect(stats.checkpoints == files && stats.planned == files && stats.unplanned == 0, "\(stats)")
+
+            for worker in workers { worker.send(SIGTERM) }
+            for worker in workers { #expect(await worker.waitForExit(timeout: .seconds(30)) == 0, "\(worker.transcript)") }
+            // Each kill may cost the batch it had in flight (rolled back, redone), no more.
+            let writes = try await Self.documentWrites(fleet)
+            print("fleet repeated kills: \(writes) document writes for \(files) files; total \(String(format: "%.1f", seconds(since: started))) s")
+            #expect(writes <= files + (kills.count + 2) * 200, "document writes \(writes) after \(kills.count) kills")
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+    }
+}
