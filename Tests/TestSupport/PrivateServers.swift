@@ -20,9 +20,17 @@ public final class PostgresServer: Sendable {
         let directory = try ServerRegistry.newDirectory("postgres")
         return try await runBlocking {
             let cluster = LocalPostgres(directory: directory)
-            try cluster.initialize(port: try Command.freeLoopbackPort(),
-                                   settings: ["fsync": "off", "superuser_reserved_connections": "0"].merging(settings) { $1 })
-            try cluster.start()
+            // A port can be taken between choosing and binding it: try another one.
+            for attempt in 1...3 {
+                try cluster.initialize(port: try Command.freeLoopbackPort(),
+                                       settings: ["fsync": "off", "superuser_reserved_connections": "0"].merging(settings) { $1 })
+                do {
+                    try cluster.start()
+                    break
+                } catch where attempt < 3 {
+                    continue
+                }
+            }
             return PostgresServer(cluster: cluster, port: cluster.port!)
         }
     }
@@ -52,7 +60,14 @@ public final class TansuBroker: Sendable {
         let directory = try ServerRegistry.newDirectory("tansu")
         return try await runBlocking {
             let broker = LocalTansu(directory: directory)
-            try broker.start(port: try Command.freeLoopbackPort())
+            for attempt in 1...3 {
+                do {
+                    try broker.start(port: try Command.freeLoopbackPort())
+                    break
+                } catch where attempt < 3 {
+                    continue
+                }
+            }
             return TansuBroker(broker: broker, brokers: broker.brokers!)
         }
     }

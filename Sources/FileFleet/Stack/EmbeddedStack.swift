@@ -45,11 +45,21 @@ public struct EmbeddedStack: Sendable {
                     port = try Command.freeLoopbackPort()
                 }
                 try cluster.initialize(port: port)
-                try cluster.start()
+                do {
+                    try cluster.start()
+                } catch {
+                    // The port may have been taken meanwhile (by another program, or a client socket).
+                    try cluster.initialize(port: try Command.freeLoopbackPort())
+                    try cluster.start()
+                }
             }
             let broker = tansu
             if broker.runningPID == nil {
-                try broker.start(port: try Command.freeLoopbackPort())
+                do {
+                    try broker.start(port: try Command.freeLoopbackPort())
+                } catch {
+                    try broker.start(port: try Command.freeLoopbackPort())
+                }
             }
             guard let endpoints = running else { throw StackError("the embedded stack in \(stateDirectory) did not come up") }
             return endpoints

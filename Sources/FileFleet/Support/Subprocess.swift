@@ -78,15 +78,26 @@ public enum Command {
         return state != "Z" && state != "X"
     }
 
-    /// A free TCP port on the loopback interface, as the kernel hands it out for port 0.
+    /// A free TCP port on the loopback interface, for a server to listen on. Chosen at random
+    /// below the kernel's ephemeral range (32768+), where outgoing connections take their local
+    /// ports: a port from port 0 could be taken by a client socket before the server binds it.
     public static func freeLoopbackPort() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 15_000..<32_000)
+            if (try? bindLoopback(port: port)) != nil { return port }
+        }
+        return try bindLoopback(port: 0)
+    }
+
+    /// Binds 127.0.0.1:`port` (0: any) and closes again; returns the port bound.
+    private static func bindLoopback(port: Int) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         defer { Glibc.close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
