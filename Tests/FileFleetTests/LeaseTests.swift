@@ -41,7 +41,12 @@ import TestSupport
             #expect(token == 1)
             let info = try #require(try await store.info("sync:a", on: c))
             #expect(info.holder == "h1")
-            #expect(try #require(info.expiresIn) > 29)
+            #expect(try #require(info.expiresIn) <= 30)
+            // The TTL is counted from the heartbeat, both on the database clock.
+            let ttl = try await c.query("""
+                SELECT extract(epoch FROM expires_at - heartbeat_at)::float8 FROM \(unescaped: schema.leases) WHERE name = 'sync:a'
+                """)[0].decode(Double.self, 0)
+            #expect(ttl == 30)
         }
     }
 
