@@ -390,3 +390,22 @@ enum ConnInfo {
         return nil
     }
 }
+
+extension PostgresConnection {
+    /// Connects, runs `body`, and closes the connection on every exit path: for one-off work
+    /// outside a pool (operator commands, tests).
+    public static func withConnection<T>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ url: String, _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await connect(url)
+        do {
+            let value = try await body(connection)
+            await connection.close()
+            return value
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+}

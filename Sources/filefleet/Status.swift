@@ -14,12 +14,12 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await withUsageErrors {
             let settings = try await Servers.forTools(connection)
-            let connection = try await PostgresConnection.connect(settings.postgresURL)
             let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1)
             try await settings.schema.migrate(pool)
             await pool.close()
-            let report = try await StatusReport.read(schema: settings.schema, sourceID: sourceId, on: connection)
-            await connection.close()
+            let report = try await PostgresConnection.withConnection(settings.postgresURL) { c in
+                try await StatusReport.read(schema: settings.schema, sourceID: sourceId, on: c)
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

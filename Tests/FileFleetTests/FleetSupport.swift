@@ -252,15 +252,7 @@ enum FleetDB {
     static func query<T: Sendable>(_ url: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await withRetry(RetryPolicy(maxAttempts: 100, baseDelay: .milliseconds(50), maxDelay: .milliseconds(500),
                                         totalBudget: .seconds(60))) {
-            let connection = try await PostgresConnection.connect(url)
-            do {
-                let value = try await body(connection)
-                await connection.close()
-                return value
-            } catch {
-                await connection.close()
-                throw error
-            }
+            try await PostgresConnection.withConnection(url, body)
         }
     }
 

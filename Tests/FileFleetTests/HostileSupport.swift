@@ -92,15 +92,7 @@ struct HostileFleet: Sendable {
     }
 
     func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let connection = try await PostgresConnection.connect(environment.postgresURL)
-        do {
-            let value = try await body(connection)
-            await connection.close()
-            return value
-        } catch {
-            await connection.close()
-            throw error
-        }
+        try await PostgresConnection.withConnection(environment.postgresURL, body)
     }
 
     struct Row: Sendable {

@@ -24,15 +24,7 @@ import TestSupport
 
     @discardableResult
     func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let connection = try await PostgresConnection.connect(url)
-        do {
-            let value = try await body(connection)
-            await connection.close()
-            return value
-        } catch {
-            await connection.close()
-            throw error
-        }
+        try await PostgresConnection.withConnection(url, body)
     }
 
     @Test func leaseAcquiredWhenFree() async throws {
