@@ -264,7 +264,11 @@ struct RunDriver: Sendable {
                 lastDone = done
                 lastProgress = clock.now
             } else if clock.now - lastProgress >= options.stallWindow {
-                log.event("stalled", ["run": String(run.id), "remaining": String(run.planned - done)])
+                // No live worker is the usual reason with configured servers: say so.
+                let live = try await db { c in try await store.liveWorkers(on: c) }
+                log.event("stalled", ["run": String(run.id), "remaining": String(run.planned - done),
+                                      "live_workers": String(live)]
+                                     .merging(live == 0 ? ["hint": "start `filefleet worker` processes, or sync --workers N"] : [:]) { $1 })
                 try await publishRemaining(run, producer)
                 lastProgress = clock.now
             }

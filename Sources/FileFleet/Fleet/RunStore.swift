@@ -114,6 +114,14 @@ public struct RunStore: Sendable {
             """)
     }
 
+    /// Workers that heart-beat within the last 30 s and have not stopped.
+    public func liveWorkers(on c: PostgresConnection) async throws -> Int {
+        try await c.query("""
+            SELECT count(*) FROM \(unescaped: schema.workers)
+             WHERE state <> 'stopped' AND heartbeat_at > now() - interval '30 seconds'
+            """)[0].decode(Int.self, 0)
+    }
+
     public func databaseNow(on c: PostgresConnection) async throws -> Date {
         try await c.query("SELECT now()")[0].decode(Date.self, 0)
     }
