@@ -31,9 +31,6 @@ struct ConnectionOptions: ParsableArguments {
                                valueName: "DIR"))
     var stateDir: String?
 
-    @Option(help: ArgumentHelp("Serve /healthz, /readyz, /metrics and a status page. Env: FILEFLEET_HTTP.",
-                               valueName: "HOST:PORT"))
-    var http: String?
 }
 
 extension ConnectionOptions {
@@ -43,9 +40,6 @@ extension ConnectionOptions {
     /// Exactly one of them configured is a usage error naming the other.
     func settings() throws -> FleetSettings? {
         let env = Self.environment
-        if let http = http ?? env["FILEFLEET_HTTP"], !http.isEmpty {
-            throw UsageError("--http (FILEFLEET_HTTP) \(http): the health, metrics and status endpoints are not built yet in this version; use `filefleet status`")
-        }
         let postgres = postgresURL ?? env["FILEFLEET_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
         let kafka = kafkaBrokers ?? env["FILEFLEET_KAFKA_BROKERS"].flatMap { $0.isEmpty ? nil : $0 }
         switch (postgres, kafka) {
@@ -77,6 +71,21 @@ extension ConnectionOptions {
     }
 
     var resolvedStateDir: String { stateDir ?? Self.environment["FILEFLEET_STATE_DIR"] ?? "./.filefleet" }
+}
+
+/// `--http` of `sync` and `worker` (SPEC §7).
+struct HTTPOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Serve /healthz, /readyz, /metrics and a status page at /; 127.0.0.1 unless a host is given. Env: FILEFLEET_HTTP.",
+                               valueName: "[HOST:]PORT"))
+    var http: String?
+
+    /// Starts the server when asked for; stop it when the command ends.
+    func start(settings: FleetSettings, metrics: FleetMetrics) throws -> HTTPServer? {
+        guard let address = http ?? ProcessInfo.processInfo.environment["FILEFLEET_HTTP"], !address.isEmpty else { return nil }
+        let server = try HTTPServer(address: address, handler: StatusPage.handler(settings: settings, metrics: metrics))
+        Log(component: "http").event("listening", ["address": "\(server.host):\(server.port)"])
+        return server
+    }
 }
 
 /// Writes one line to stderr.

@@ -28,6 +28,7 @@ struct Sync: AsyncParsableCommand {
     @Option(help: "Republish remaining paths after this many seconds without progress (default: 30).")
     var stallWindow: Double?
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var httpOptions: HTTPOptions
 
     func run() async throws {
         try await withUsageErrors {
@@ -38,6 +39,14 @@ struct Sync: AsyncParsableCommand {
             let progress = ProgressBar(enabled: isatty(2) == 1)
             let coordinator = Coordinator(settings: servers.settings,
                                           log: Log(component: "coordinator", enabled: !servers.embedded || !progress.enabled))
+            let http: HTTPServer?
+            do {
+                http = try httpOptions.start(settings: servers.settings, metrics: coordinator.metrics)
+            } catch {
+                await servers.stop()
+                throw error
+            }
+            defer { http?.stop() }
             let syncTask = Task { [source] in
                 try await coordinator.sync(source, options: resolved) { progress.update($0) }
             }

@@ -12,6 +12,7 @@ struct Worker: AsyncParsableCommand {
     @Option(help: "How long to wait to fill a batch, in milliseconds (default: 50).") var batchWaitMs: Int?
     @Option(help: "Seconds to finish the in-flight batch after SIGTERM (default: 20).") var drainTimeout: Double?
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var httpOptions: HTTPOptions
 
     func run() async throws {
         try await withUsageErrors {
@@ -22,6 +23,8 @@ struct Worker: AsyncParsableCommand {
             if let batchWaitMs { guard batchWaitMs >= 0 else { throw UsageError("--batch-wait-ms must be ≥ 0") }; options.batchWait = .milliseconds(batchWaitMs) }
             if let drainTimeout { guard drainTimeout > 0 else { throw UsageError("--drain-timeout must be positive") }; options.drainTimeout = .milliseconds(Int64(drainTimeout * 1000)) }
             let worker = FileFleet.Worker(settings: settings, options: options)
+            let http = try httpOptions.start(settings: settings, metrics: worker.metrics)
+            defer { http?.stop() }
             let trap = SignalTrap { _ in worker.requestStop() }
             Log(component: "worker").event("started", ["id": worker.id, "topic": settings.topic, "group": settings.group])
             do {

@@ -15,10 +15,13 @@ public struct SyncProgress: Sendable {
 public struct Coordinator: Sendable {
     public let settings: FleetSettings
     public let log: Log
+    /// `/metrics` and `/readyz` of `filefleet sync --http`.
+    public let metrics: FleetMetrics
 
-    public init(settings: FleetSettings, log: Log = Log(component: "coordinator")) {
+    public init(settings: FleetSettings, log: Log = Log(component: "coordinator"), metrics: FleetMetrics = FleetMetrics()) {
         self.settings = settings
         self.log = log
+        self.metrics = metrics
     }
 
     /// Runs to completion and describes the outcome; throws only `UsageError` (exit 2).
@@ -41,9 +44,12 @@ public struct Coordinator: Sendable {
                 }
             }
             summary = try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
-                                           url: settings.postgresURL) { lease in
-                try await RunDriver(settings: settings, options: options, pool: pool, lease: lease, log: log,
-                                    progress: progress, facts: facts)
+                                           url: settings.postgresURL, onHeartbeat: { [metrics] _ in metrics.heartbeat() }) { lease in
+                metrics.heartbeat()
+                metrics.setReady(true)
+                defer { metrics.setReady(false) }
+                return try await RunDriver(settings: settings, options: options, pool: pool, lease: lease, log: log,
+                                    progress: progress, facts: facts, metrics: metrics)
                     .drive(sourceID: sourceID, root: root, mode: mode)
             }
         } catch let busy as LeaseBusy {
@@ -126,6 +132,7 @@ struct RunDriver: Sendable {
     let log: Log
     let progress: @Sendable (SyncProgress) -> Void
     var facts = RunFacts()
+    var metrics = FleetMetrics()
 
     var store: RunStore { RunStore(schema: settings.schema) }
 
@@ -211,7 +218,7 @@ struct RunDriver: Sendable {
     /// embedded mode); they drain and leave when it returns. A worker that fails ends the run.
     func withInProcessWorkers(_ body: @escaping @Sendable () async throws -> Void) async throws {
         let workers = (0..<options.workers).map { _ in
-            Worker(settings: settings, options: WorkerOptions.inProcess(options), log: log.child("worker"))
+            Worker(settings: settings, options: WorkerOptions.inProcess(options), log: log.child("worker"), metrics: metrics)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in workers { group.addTask { try await worker.run() } }
@@ -259,6 +266,7 @@ struct RunDriver: Sendable {
             if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
             let done = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
+            metrics.setRemaining(run.planned - done, done: done)
             if done >= run.planned { return }
             if done > lastDone {
                 lastDone = done

@@ -10,6 +10,8 @@ public final class Worker: Sendable {
     let settings: FleetSettings
     let options: WorkerOptions
     let log: Log
+    /// `/metrics` and `/readyz` of `filefleet worker --http` (in-process workers share the sync's).
+    public let metrics: FleetMetrics
     private let state = Mutex(WorkerState())
     private let gate = BatchGate()
 
@@ -20,7 +22,9 @@ public final class Worker: Sendable {
         var ready = false
     }
 
-    public init(settings: FleetSettings, options: WorkerOptions, log: Log = Log(component: "worker")) {
+    public init(settings: FleetSettings, options: WorkerOptions, log: Log = Log(component: "worker"),
+                metrics: FleetMetrics = FleetMetrics()) {
+        self.metrics = metrics
         self.id = "\(System.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)"
         self.settings = settings
         self.options = options
@@ -57,17 +61,20 @@ public final class Worker: Sendable {
                                                  topics: [settings.topic],
                                                  onRevoke: { [gate] _ in await gate.waitUntilIdle() })
                 state.withLock { $0.ready = true }
+                metrics.setReady(true)
                 do {
                     try await consume(consumer, importer: importer, consecutiveFailures: &consecutiveFailures)
                     await consumer.close()
                 } catch let giveUp as GiveUp {
                     // Hand the partitions to workers that can make progress, rejoin later (SPEC §6.9).
                     state.withLock { $0.ready = false }
+                    metrics.setReady(false)
                     log.event("paused", ["reason": giveUp.description])
                     await consumer.close()
                     try await sleepUnlessStopped(giveUp.backoff)
                 } catch {
                     state.withLock { $0.ready = false }
+                    metrics.setReady(false)
                     await consumer.close()
                     throw error
                 }
@@ -96,7 +103,9 @@ public final class Worker: Sendable {
             guard !messages.isEmpty else { continue }
             while true {
                 do {
+                    let batchStart = ContinuousClock.now
                     let result = try await drainable { try await importer.importBatch(messages) }
+                    metrics.recordBatch(result.counts, refused: result.refused, duration: .now - batchStart)
                     state.withLock {
                         $0.counts.imported += result.counts.imported
                         $0.counts.unchanged += result.counts.unchanged
@@ -114,6 +123,7 @@ public final class Worker: Sendable {
                     // Transient (SPEC §6.9) or not, the batch did not commit: its offsets stay
                     // uncommitted, it is retried, and a worker that keeps failing steps aside.
                     consecutiveFailures += 1
+                    metrics.recordRetry(error)
                     log.event("batch_failed", ["error": "\(error)", "consecutive": String(consecutiveFailures)])
                     if consecutiveFailures >= options.failuresBeforePause {
                         throw GiveUp(description: "\(consecutiveFailures) consecutive batches failed: \(error)",
@@ -167,13 +177,14 @@ public final class Worker: Sendable {
         while true {
             try await Task.sleep(for: Self.heartbeatInterval)
             let (imported, ready) = state.withLock { ($0.counts.total, $0.ready) }
-            _ = try? await pool.withConnection { c in
+            let beat = try? await pool.withConnection { c in
                 try await c.execute("""
                     UPDATE \(unescaped: settings.schema.workers)
                        SET heartbeat_at = now(), imported = \(imported), state = \(ready ? "running" : "paused")
                      WHERE id = \(id)
                     """)
             }
+            if beat != nil { metrics.storeContacted() }
         }
     }
 

@@ -1,0 +1,118 @@
+import FleetPostgres
+import Foundation
+import Synchronization
+
+/// What a worker or a coordinator exposes on `/metrics` and `/readyz` (SPEC §7). Fixed label sets;
+/// written as Prometheus text by hand (a handful of counters need no metrics library).
+public final class FleetMetrics: Sendable {
+    struct Values {
+        var files: [String: Int] = ["imported": 0, "unchanged": 0, "deleted": 0, "failed": 0]
+        var refused = 0
+        var batches = 0
+        var batchSeconds = 0.0
+        var retries: [String: Int] = [:]
+        var runRemaining: Int?
+        var lastHeartbeat: ContinuousClock.Instant?
+        var lastStoreContact: ContinuousClock.Instant?
+        var ready = false
+        /// (seconds since start, files done) every few seconds, for the status page's chart.
+        var samples: [(Double, Int)] = []
+    }
+
+    private let values = Mutex(Values())
+    private let started = ContinuousClock.now
+
+    public init() {}
+
+    func recordBatch(_ counts: OutcomeCounts, refused: Int, duration: Duration) {
+        values.withLock { v in
+            v.files["imported", default: 0] += counts.imported
+            v.files["unchanged", default: 0] += counts.unchanged
+            v.files["deleted", default: 0] += counts.deleted
+            v.files["failed", default: 0] += counts.failed
+            v.refused += refused
+            v.batches += 1
+            v.batchSeconds += duration.seconds
+            v.lastStoreContact = .now
+        }
+        sample(done: values.withLock { $0.files.values.reduce(0, +) })
+    }
+
+    func recordRetry(_ error: any Error) {
+        let kind = Self.retryClass(error)
+        values.withLock { $0.retries[kind, default: 0] += 1 }
+    }
+
+    func setReady(_ ready: Bool) { values.withLock { $0.ready = ready } }
+    func storeContacted() { values.withLock { $0.lastStoreContact = .now } }
+    func heartbeat() { values.withLock { $0.lastHeartbeat = .now; $0.lastStoreContact = .now } }
+    func setRemaining(_ remaining: Int, done: Int) {
+        values.withLock { $0.runRemaining = remaining }
+        sample(done: done)
+    }
+
+    /// Keeps one (time, done) sample every 2 s or more, the newest 300.
+    private func sample(done: Int) {
+        let elapsed = (ContinuousClock.now - started).seconds
+        values.withLock { v in
+            if v.samples.last.map({ elapsed - $0.0 >= 2 }) ?? true { v.samples.append((elapsed, done)) }
+            if v.samples.count > 300 { v.samples.removeFirst(v.samples.count - 300) }
+        }
+    }
+
+    /// Ready: not paused, and Postgres answered within the last 15 s.
+    public var isReady: Bool {
+        values.withLock { v in
+            v.ready && (v.lastStoreContact.map { ContinuousClock.now - $0 < .seconds(15) } ?? false)
+        }
+    }
+
+    /// Files per second between samples, newest last (at most 300 samples).
+    public var throughput: [Double] {
+        let samples = values.withLock { $0.samples }
+        return zip(samples.dropFirst(), samples).map { new, old in Double(new.1 - old.1) / max(0.001, new.0 - old.0) }
+    }
+
+    public func prometheus() -> String {
+        let v = values.withLock { $0 }
+        var out = "# HELP filefleet_files_total Files this process brought to their state, by outcome.\n"
+        out += "# TYPE filefleet_files_total counter\n"
+        for outcome in ["imported", "unchanged", "deleted", "failed"] {
+            out += "filefleet_files_total{outcome=\"\(outcome)\"} \(v.files[outcome] ?? 0)\n"
+        }
+        out += "# HELP filefleet_messages_refused_total Messages refused: undecodable, forged, unknown run.\n"
+        out += "# TYPE filefleet_messages_refused_total counter\nfilefleet_messages_refused_total \(v.refused)\n"
+        out += "# HELP filefleet_batch_duration_seconds Time to import and commit a batch.\n"
+        out += "# TYPE filefleet_batch_duration_seconds summary\n"
+        out += "filefleet_batch_duration_seconds_sum \(v.batchSeconds)\nfilefleet_batch_duration_seconds_count \(v.batches)\n"
+        out += "# HELP filefleet_retries_total Failed attempts that were retried, by class.\n"
+        out += "# TYPE filefleet_retries_total counter\n"
+        for kind in Self.retryClasses { out += "filefleet_retries_total{class=\"\(kind)\"} \(v.retries[kind] ?? 0)\n" }
+        if let remaining = v.runRemaining {
+            out += "# HELP filefleet_run_remaining Planned paths of the run without a checkpoint.\n"
+            out += "# TYPE filefleet_run_remaining gauge\nfilefleet_run_remaining \(remaining)\n"
+        }
+        if let beat = v.lastHeartbeat {
+            out += "# HELP filefleet_lease_heartbeat_age_seconds Time since the lease's last heartbeat.\n"
+            out += "# TYPE filefleet_lease_heartbeat_age_seconds gauge\n"
+            out += "filefleet_lease_heartbeat_age_seconds \((ContinuousClock.now - beat).seconds)\n"
+        }
+        out += "# HELP filefleet_ready 1 when connected and not paused.\n# TYPE filefleet_ready gauge\n"
+        out += "filefleet_ready \(isReady ? 1 : 0)\n"
+        return out
+    }
+
+    static let retryClasses = ["connection", "too_many_connections", "server_shutdown", "serialization",
+                               "pool_timeout", "other"]
+
+    static func retryClass(_ error: any Error) -> String {
+        if error is PostgresPoolError { return "pool_timeout" }
+        guard let error = error as? PostgresError else { return "other" }
+        let code = error.code.rawValue
+        if code.hasPrefix("08") { return "connection" }
+        if code == "53300" { return "too_many_connections" }
+        if code.hasPrefix("57P") { return "server_shutdown" }
+        if code == "40001" || code == "40P01" { return "serialization" }
+        return "other"
+    }
+}
