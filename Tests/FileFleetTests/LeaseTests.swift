@@ -124,13 +124,18 @@ import TestSupport
         let started = ContinuousClock.now
         let error = await #expect(throws: LeaseLost.self) {
             try await Lease.hold("sync:f", holder: "old", timing: timing, schema: schema, url: url) { _ in
-                // Take it over from another connection, the way a contender on another node would.
+                // Take it over from another connection, the way a contender on another node would
+                // once the holder went silent: age the row and acquire in one transaction, with the
+                // row locked so that a beat of the holder cannot slip in between.
                 try await withConnection { c in
-                    try await c.execute("""
-                        UPDATE \(unescaped: schema.leases)
-                           SET heartbeat_at = NULL, expires_at = now() - interval '1 second'
-                        """)
-                    _ = try await store.acquire("sync:f", holder: "new", timing: timing, on: c)
+                    try await c.withTransaction { c in
+                        _ = try await c.query("SELECT 1 FROM \(unescaped: schema.leases) WHERE name = 'sync:f' FOR UPDATE")
+                        try await c.execute("""
+                            UPDATE \(unescaped: schema.leases)
+                               SET heartbeat_at = NULL, expires_at = now() - interval '1 second' WHERE name = 'sync:f'
+                            """)
+                        _ = try await store.acquire("sync:f", holder: "new", timing: timing, on: c)
+                    }
                 }
                 try await Task.sleep(for: .seconds(30))  // cancelled when the next beat finds the loss
             }
