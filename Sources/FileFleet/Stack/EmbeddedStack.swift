@@ -36,6 +36,10 @@ public struct EmbeddedStack: Sendable {
         return try withLock {
             if keep { _ = FileManager.default.createFile(atPath: keepMarker, contents: nil) }
             let cluster = postgres
+            // Adopt a server a killed run left behind only once it accepts connections.
+            if cluster.runningPID != nil, !cluster.waitUntilAccepting() {
+                try? cluster.stop(immediate: true)
+            }
             if cluster.runningPID == nil {
                 // Keep the port across restarts when it is free, so that exported URLs stay valid.
                 let port: Int
@@ -54,6 +58,9 @@ public struct EmbeddedStack: Sendable {
                 }
             }
             let broker = tansu
+            if broker.runningPID != nil, broker.brokers.map({ !Self.accepts($0) }) ?? true {
+                broker.stop()
+            }
             if broker.runningPID == nil {
                 do {
                     try broker.start(port: try Command.freeLoopbackPort())
@@ -64,6 +71,15 @@ public struct EmbeddedStack: Sendable {
             guard let endpoints = running else { throw StackError("the embedded stack in \(stateDirectory) did not come up") }
             return endpoints
         }
+    }
+
+    static func accepts(_ brokers: String) -> Bool {
+        guard let port = brokers.split(separator: ":").last.flatMap({ Int($0) }) else { return false }
+        for _ in 0..<100 {
+            if Command.isListening(port: port) { return true }
+            usleep(50_000)
+        }
+        return false
     }
 
     /// Stops both servers; the data stays in the state directory.

@@ -32,14 +32,18 @@ public struct LocalPostgres: Sendable {
         try fm.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         if Command.isRoot { try Command.run("/bin/chown", ["-R", "postgres:postgres", directory]) }
         if !fm.fileExists(atPath: dataDirectory + "/PG_VERSION") {
+            // initdb into a scratch directory and rename it when complete: a process killed
+            // halfway leaves no half-made cluster behind, only scratch the next attempt removes.
+            let scratch = directory + "/data.initdb"
+            try? fm.removeItem(atPath: scratch)
             try? fm.removeItem(atPath: dataDirectory)
-            try run("initdb", ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+            try run("initdb", ["-D", scratch, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                                "--no-locale", "--no-sync", "--no-instructions"])
-            let include = "\ninclude_if_exists = 'filefleet.conf'\n"
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dataDirectory + "/postgresql.conf"))
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/postgresql.conf"))
             try handle.seekToEnd()
-            try handle.write(contentsOf: Data(include.utf8))
+            try handle.write(contentsOf: Data("\ninclude_if_exists = 'filefleet.conf'\n".utf8))
             try handle.close()
+            try fm.moveItem(atPath: scratch, toPath: dataDirectory)
         }
         var all = ["port": String(port), "listen_addresses": "'127.0.0.1'",
                    "unix_socket_directories": "'\(socketDirectory)'", "max_connections": "200"]
@@ -52,6 +56,19 @@ public struct LocalPostgres: Sendable {
     /// Starts the server and waits until it accepts connections.
     public func start() throws {
         try run("pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "start"])
+    }
+
+    /// Waits until a running server (say, one a killed process had just started) accepts
+    /// connections on its port; false if it does not within `seconds`.
+    public func waitUntilAccepting(seconds: Double = 30) -> Bool {
+        guard let port else { return false }
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if Command.isListening(port: port) { return true }
+            guard runningPID != nil else { return false }
+            usleep(50_000)
+        }
+        return false
     }
 
     public func restart() throws {
