@@ -5,7 +5,7 @@ import Testing
 @testable import FileFleet
 
 /// A fresh tree: `<base>/root` is the source root, `<base>/outside` holds a secret it must never read.
-private final class Tree: @unchecked Sendable {
+private final class Tree: Sendable {
     let base: String
     let root: String
     let outside: String

@@ -63,7 +63,7 @@ import Testing
     }
 }
 
-private final class WalkTree: @unchecked Sendable {
+private final class WalkTree: Sendable {
     let base: String
     let root: String
 

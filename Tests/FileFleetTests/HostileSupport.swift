@@ -7,7 +7,7 @@ import TestSupport
 
 /// A temporary directory `<base>` with the source root `<base>/root` and, beside it,
 /// `<base>/outside/secret.txt`: bytes no row may ever contain.
-final class HostileBase: @unchecked Sendable {
+final class HostileBase: Sendable {
     let base: String
     let root: String
     let secret: String

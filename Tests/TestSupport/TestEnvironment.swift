@@ -46,10 +46,9 @@ public final class TestEnvironment: Sendable {
     /// A name unique within this machine, safe as an SQL identifier, a topic or a group id.
     public static func uniqueName(_ prefix: String) -> String {
         let n = counter.withLock { value in value += 1; return value }
-        return "\(prefix)_\(getpid())_\(n)_\(UInt32.random(in: 0...UInt32.max, using: &generator) % 100_000)"
+        return "\(prefix)_\(getpid())_\(n)_\(UInt32.random(in: 0..<100_000))"
     }
 
-    nonisolated(unsafe) private static var generator = SystemRandomNumberGenerator()  // stateless
     private static let counter = Mutex(0)
 
     static func url(_ base: String, searchPath schema: String) -> String {
