@@ -73,7 +73,10 @@ final class FleetProcess: Sendable {
         self.name = name
         stdoutPath = directory + "/\(name).out"
         stderrPath = directory + "/\(name).err"
-        pid = try Self.spawn([try FleetCLI.binary()] + arguments, stdout: stdoutPath, stderr: stderrPath)
+        // The children see the servers only through their flags.
+        pid = try Command.spawn([try FleetCLI.binary()] + arguments,
+                                environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FILEFLEET_") },
+                                output: stdoutPath, errorOutput: stderrPath)
     }
 
     /// The exit status once reaped (128 + signal when killed).
@@ -136,29 +139,6 @@ final class FleetProcess: Sendable {
     /// What a failed expectation should show about this process.
     var transcript: String {
         "\(name) pid \(pid) status \(exitStatus.map(String.init) ?? "running")\n--- stdout\n\(stdout.suffix(2000))\n--- stderr\n\(stderr.suffix(4000))"
-    }
-
-    private static func spawn(_ argv: [String], stdout: String, stderr: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        // The children see the servers only through their flags.
-        let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FILEFLEET_") }
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (cArguments + cEnvironment).forEach { free($0) } }
-        var pid: Int32 = 0
-        let result = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        guard result == 0 else { throw POSIXError(.init(rawValue: result) ?? .EIO) }
-        return pid
     }
 }
 

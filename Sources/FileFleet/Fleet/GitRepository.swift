@@ -132,8 +132,8 @@ public struct GitRepository: Sendable {
 
         let pid: Int32
         do {
-            pid = try Self.spawn(argv, stdin: stdin, stdout: outPath, stderr: errPath)
-        } catch let error as POSIXError where error.code == .ENOENT {
+            pid = try Command.spawn(argv, environment: Self.environment, stdin: stdin, output: outPath, errorOutput: errPath)
+        } catch let error as CommandError where error.launchError == .ENOENT {
             throw UsageError("SOURCE \(root) is a git work tree, but git is not installed (not found on PATH)")
         }
         let status = try waitBounded(pid, command: command)
@@ -198,32 +198,13 @@ public struct GitRepository: Sendable {
         return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
     }
 
-    /// posix_spawn (Foundation's Process can hang here) in a process group of its own, with a
-    /// clean git environment: no inherited GIT_* variable may point it at another repository.
-    static func spawn(_ argv: [String], stdin: String, stdout: String, stderr: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-
+    /// A clean git environment: no inherited GIT_* variable may point git at another repository.
+    static var environment: [String: String] {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("GIT_") }
         environment["GIT_OPTIONAL_LOCKS"] = "0"
         environment["GIT_TERMINAL_PROMPT"] = "0"
         environment["LC_ALL"] = "C"
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (cArguments + cEnvironment).forEach { free($0) } }
-        var pid: Int32 = 0
-        let result = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EIO) }
-        return pid
+        return environment
     }
 }
 

@@ -1,10 +1,12 @@
-import Foundation
+public import Foundation
 
 /// A command that failed: what ran, its exit status and the tail of its output.
 public struct CommandError: Error, CustomStringConvertible {
     public let command: String
     public let status: Int32
     public let output: String
+    /// Why the program could not be started at all (ENOENT: not installed), if that is what failed.
+    public var launchError: POSIXErrorCode? = nil
     public var description: String {
         "\(command) exited with status \(status): \(output.suffix(2000))"
     }
@@ -29,16 +31,22 @@ public enum Command {
         return text
     }
 
-    /// Starts `argv` with stdin from /dev/null and stdout+stderr appended to `output`, in a process
-    /// group of its own (a Ctrl-C on the terminal reaches us, and we stop it in order). Returns its pid.
-    /// posix_spawn rather than Foundation's Process, whose wait can hang when several threads spawn at once.
-    public static func spawn(_ argv: [String], environment: [String: String]? = nil, output: String) throws -> Int32 {
+    /// Starts `argv` with stdin from `stdin`, stdout written to `output` and stderr to
+    /// `errorOutput` (or to `output` too), in a process group of its own (a Ctrl-C on the terminal
+    /// reaches us, and we stop it in order). Returns its pid. posix_spawn rather than Foundation's
+    /// Process, whose wait can hang when several threads spawn at once.
+    public static func spawn(_ argv: [String], environment: [String: String]? = nil, stdin: String = "/dev/null",
+                             output: String, errorOutput: String? = nil) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if let errorOutput {
+            posix_spawn_file_actions_addopen(&actions, 2, errorOutput, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -53,7 +61,8 @@ public enum Command {
         let result = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
         guard result == 0 else {
             throw CommandError(command: argv.joined(separator: " "), status: -1,
-                               output: "cannot start: \(String(cString: strerror(result)))")
+                               output: "cannot start: \(String(cString: strerror(result)))",
+                               launchError: POSIXErrorCode(rawValue: result))
         }
         return pid
     }
