@@ -36,9 +36,9 @@ public struct Coordinator: Sendable {
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: .seconds(30))
         let facts = RunFacts()
         do {
-            _ = try await withRetry(Self.storeRetry) { try await settings.schema.migrate(pool) }
+            _ = try await withRetry(.fleet) { try await settings.schema.migrate(pool) }
             let store = RunStore(schema: settings.schema)
-            _ = try await withRetry(Self.storeRetry) {
+            _ = try await withRetry(.fleet) {
                 try await pool.withConnection { c in
                     try await store.registerSource(id: sourceID, root: root, mode: mode, on: c)
                 }
@@ -95,9 +95,6 @@ public struct Coordinator: Sendable {
         }
         return root
     }
-
-    static let storeRetry = RetryPolicy(maxAttempts: 8, baseDelay: .milliseconds(200), maxDelay: .seconds(5),
-                                        totalBudget: .seconds(60))
 }
 
 extension WorkerOptions {
@@ -286,6 +283,6 @@ struct RunDriver: Sendable {
     /// A statement through the pool, retried while Postgres is transiently unavailable (SPEC §6.9).
     @discardableResult
     func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await withRetry(Coordinator.storeRetry) { try await pool.withConnection(body) }
+        try await withRetry(.fleet) { try await pool.withConnection(body) }
     }
 }

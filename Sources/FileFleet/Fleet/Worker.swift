@@ -48,8 +48,8 @@ public final class Worker: Sendable {
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
                                 acquireTimeout: .seconds(30), idleTimeout: Self.idleTimeout)
         defer { Task { await pool.close() } }
-        _ = try await withRetry(Self.startupRetry) { try await settings.schema.migrate(pool) }
-        try await withRetry(Self.startupRetry) { try await register(pool) }
+        _ = try await withRetry(.fleet) { try await settings.schema.migrate(pool) }
+        try await withRetry(.fleet) { try await register(pool) }
         let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -198,9 +198,6 @@ public final class Worker: Sendable {
     /// back between beats and scarce server slots go round (SPEC §6.9).
     static let heartbeatInterval: Duration = .seconds(5)
     static let idleTimeout: Duration = .seconds(2)
-
-    static let startupRetry = RetryPolicy(maxAttempts: 10, baseDelay: .milliseconds(200), maxDelay: .seconds(5),
-                                          totalBudget: .seconds(60))
 }
 
 /// The batch in flight could not finish within the drain timeout; it was rolled back.

@@ -64,7 +64,7 @@ public final class Lease: Sendable {
         let store = LeaseStore(schema: schema)
         // The heartbeat's own connection: it must not wait behind a busy pool.
         // Retried like every other statement (SPEC §6.9): with scarce slots the first try may get 53300.
-        let connection = HeartbeatConnection(try await withRetry(connectRetry) { try await PostgresConnection.connect(url) })
+        let connection = HeartbeatConnection(try await withRetry(.fleet) { try await PostgresConnection.connect(url) })
         let lease: Lease
         do {
             let token: Int64
@@ -120,9 +120,6 @@ public final class Lease: Sendable {
         if case .failure = outcome, lease.isLost || superseded { throw LeaseLost(name: name, token: lease.token) }
         return try outcome.get()
     }
-
-    static let connectRetry = RetryPolicy(maxAttempts: 10, baseDelay: .milliseconds(200), maxDelay: .seconds(5),
-                                          totalBudget: .seconds(60))
 
     /// Beats every `timing.heartbeat` until cancelled. A beat that updates no row means the lease
     /// is lost: throw at once. A broken connection is replaced; the beat is retried next interval.
