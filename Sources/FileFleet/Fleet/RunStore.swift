@@ -114,11 +114,11 @@ public struct RunStore: Sendable {
             """)
     }
 
-    /// Workers that heart-beat within the last 30 s and have not stopped.
+    /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them).
     public func liveWorkers(on c: PostgresConnection) async throws -> Int {
         try await c.query("""
             SELECT count(*) FROM \(unescaped: schema.workers)
-             WHERE state <> 'stopped' AND heartbeat_at > now() - interval '30 seconds'
+             WHERE state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => \(StatusReport.liveWorkerWindow))
             """)[0].decode(Int.self, 0)
     }
 
