@@ -9,7 +9,7 @@ public final class KafkaAdmin: Sendable {
         var properties = configuration.commonProperties
         // A metadata request must never create a topic by accident (Tansu creates it with 4 partitions).
         properties.append(("allow.auto.create.topics", "false"))
-        let conf = try configuration.makeConf(properties)
+        let conf = try configuration.makeConf(properties, for: .producer)
         handle = ClientHandle(try makeClient(RD_KAFKA_PRODUCER, conf))
     }
 

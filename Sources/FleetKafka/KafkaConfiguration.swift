@@ -77,10 +77,35 @@ public struct KafkaConfiguration: Sendable {
         return s * 1000 + atto / 1_000_000_000_000_000
     }
 
-    /// A new `rd_kafka_conf_t` with `properties` and then `options` applied; the caller owns it.
-    func makeConf(_ properties: [(String, String)]) throws(KafkaError) -> OpaquePointer {
+    /// The kind of client a configuration is made for: admin clients are producers to librdkafka.
+    enum Client {
+        case producer, consumer
+    }
+
+    /// Pass-through options that only one kind of client reads. One `--kafka-option` list serves
+    /// every client of a process; librdkafka warns (CONFWARN) when a client is given the other
+    /// kind's property, so each client gets only the options it can use.
+    static let consumerOnlyKeys: Set<String> = [
+        "group.id", "group.instance.id", "group.protocol", "group.remote.assignor", "partition.assignment.strategy",
+        "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "auto.offset.reset",
+        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store", "enable.partition.eof",
+        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.min.bytes",
+        "fetch.max.bytes", "fetch.message.max.bytes", "fetch.error.backoff.ms", "isolation.level", "check.crcs",
+    ]
+    static let producerOnlyKeys: Set<String> = [
+        "acks", "request.required.acks", "enable.idempotence", "transactional.id", "linger.ms",
+        "queue.buffering.max.ms", "queue.buffering.max.messages", "queue.buffering.max.kbytes",
+        "batch.num.messages", "batch.size", "compression.codec", "compression.type", "compression.level",
+        "message.timeout.ms", "delivery.timeout.ms", "partitioner", "retries", "message.send.max.retries",
+    ]
+
+    /// A new `rd_kafka_conf_t` with `properties` and then the `options` this kind of client reads
+    /// applied; the caller owns it.
+    func makeConf(_ properties: [(String, String)], for client: Client) throws(KafkaError) -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
-        for (key, value) in properties + options.sorted(by: { $0.key < $1.key }) {
+        let foreign = client == .producer ? Self.consumerOnlyKeys : Self.producerOnlyKeys
+        let passed = options.filter { !foreign.contains($0.key) }.sorted(by: { $0.key < $1.key })
+        for (key, value) in properties + passed {
             var errstr = [CChar](repeating: 0, count: 512)
             let result = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)
             if result != RD_KAFKA_CONF_OK {

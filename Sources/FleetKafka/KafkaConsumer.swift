@@ -36,7 +36,7 @@ public final class KafkaConsumer: Sendable {
         self.events = events
         let core = ConsumerCore(configuration: configuration, onRevoke: onRevoke, events: continuation)
         self.core = core
-        let conf = try configuration.makeConf(configuration.consumerProperties(group: group))
+        let conf = try configuration.makeConf(configuration.consumerProperties(group: group), for: .consumer)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(core).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }

@@ -221,7 +221,7 @@ final class ProducerClient: Sendable {
     private let destroyed = Latch()
 
     init(configuration: KafkaConfiguration) throws(KafkaError) {
-        let conf = try configuration.makeConf(configuration.producerProperties)
+        let conf = try configuration.makeConf(configuration.producerProperties, for: .producer)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(events).toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf) { rk, message, opaque in
             guard let message, let box = message.pointee._private else { return }

@@ -71,8 +71,15 @@ import TestSupport
         defer { tree.remove() }
         let fleet = try await Fleet()
         let workers = try (0..<3).map { try fleet.worker("worker\($0)") }
+        // The workers come up before any coordinator: they must not wait minutes for a topic
+        // that did not exist when they subscribed.
+        let registered = await fleetEventually(timeout: .seconds(60)) {
+            let n = try? await fleet.query { c in try await c.query("SELECT count(*) FROM \(unescaped: Self.schema.workers)")[0].decode(Int.self, 0) }
+            return n == workers.count
+        }
         let sync = try fleet.sync("sync", tree)
         do {
+            try #require(registered, "the workers did not register")
             // Mid-run: a worker dies and garbage lands on the topic.
             let midRun = await fleetEventually(timeout: .seconds(120)) {
                 guard let p = await Self.progress(fleet, tree.sourceID) else { return false }

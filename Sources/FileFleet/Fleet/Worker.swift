@@ -50,6 +50,10 @@ public final class Worker: Sendable {
         defer { Task { await pool.close() } }
         _ = try await withRetry(.fleet) { try await settings.schema.migrate(pool) }
         try await withRetry(.fleet) { try await register(pool) }
+        // A worker that starts before any coordinator would subscribe to a topic that does not
+        // exist yet and, with librdkafka's defaults, not notice it for five minutes: whoever
+        // comes first creates it, with the same partition count.
+        try await KafkaAdmin(configuration: settings.kafka).createTopic(settings.topic, partitions: settings.partitions)
         let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -62,6 +66,8 @@ public final class Worker: Sendable {
                                                  onRevoke: { [gate] _ in await gate.waitUntilIdle() })
                 state.withLock { $0.ready = true }
                 metrics.setReady(true)
+                let events = Task { await self.logEvents(consumer.events) }
+                defer { events.cancel() }
                 do {
                     try await consume(consumer, importer: importer, consecutiveFailures: &consecutiveFailures)
                     await consumer.close()
@@ -156,6 +162,28 @@ public final class Worker: Sendable {
             guard let first = try await group.next(), let value = first else { throw DrainTimeout() }
             return value
         }
+    }
+
+    /// Group membership changes and client errors, one line each: what an operator reads first
+    /// when a worker sits idle while work waits.
+    private func logEvents(_ events: AsyncStream<KafkaConsumerEvent>) async {
+        for await event in events {
+            switch event {
+            case .assigned(let partitions):
+                log.event("assigned", ["partitions": Self.partitionList(partitions)])
+            case .revoked(let partitions):
+                log.event("revoked", ["partitions": Self.partitionList(partitions)])
+            case .lost(let partitions):
+                log.event("lost", ["partitions": Self.partitionList(partitions)])
+            case .error(let error):
+                log.event("kafka_error", ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// `0,3,5` (one topic per worker, so the partition numbers say it all); `none` when empty.
+    private static func partitionList(_ partitions: [KafkaTopicPartition]) -> String {
+        partitions.isEmpty ? "none" : partitions.map { String($0.partition) }.sorted { Int($0)! < Int($1)! }.joined(separator: ",")
     }
 
     private func sleepUnlessStopped(_ duration: Duration) async throws {
