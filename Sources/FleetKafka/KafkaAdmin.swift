@@ -22,10 +22,24 @@ public final class KafkaAdmin: Sendable {
     }
 
     /// Creates `name` unless it exists; returns whether it was created. An existing topic keeps
-    /// its partition count (see `partitionCount`).
+    /// its partition count (see `partitionCount`). Returns once the broker's metadata lists the
+    /// topic: a group whose members join before their topic is visible can be assigned nothing
+    /// (and Tansu keeps that empty assignment for the life of the group).
     @discardableResult
     public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1,
                             timeout: Duration = .seconds(30)) async throws -> Bool {
+        let created = try await sendCreateTopic(name, partitions: partitions, replicationFactor: replicationFactor, timeout: timeout)
+        let deadline = ContinuousClock.now + timeout
+        while try await partitionCount(name) == nil {
+            guard ContinuousClock.now < deadline else {
+                throw KafkaError(code: .timedOut, message: "topic \(name) was created but is not in the broker's metadata after \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return created
+    }
+
+    private func sendCreateTopic(_ name: String, partitions: Int, replicationFactor: Int, timeout: Duration) async throws -> Bool {
         let handle = self.handle
         let result: Result<Bool, KafkaError> = await runBlocking(name: "kafka-admin") {
             Result { () throws(KafkaError) in

@@ -113,11 +113,11 @@ enum PostgresTimestamp {
         if date == .distantPast { return "-infinity" }
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         let (days, dayMicros) = floorDivMod(micros, 86_400_000_000)
-        let (y, m, d) = civil(fromDays: days)
+        let (y, m, d) = CivilDate.date(days: Int(days))
         let seconds = dayMicros / 1_000_000
         let fraction = dayMicros % 1_000_000
-        var text = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2)) \(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2))"
-        if fraction != 0 { text += ".\(pad(fraction, 6))" }
+        var text = "\(CivilDate.pad(y, 4))-\(CivilDate.pad(m, 2))-\(CivilDate.pad(d, 2)) \(CivilDate.pad(seconds / 3600, 2)):\(CivilDate.pad(seconds / 60 % 60, 2)):\(CivilDate.pad(seconds % 60, 2))"
+        if fraction != 0 { text += ".\(CivilDate.pad(fraction, 6))" }
         return text + "+00"
     }
 
@@ -162,39 +162,12 @@ enum PostgresTimestamp {
             micros -= (sign == UInt8(ascii: "+") ? offset : -offset) * 1_000_000
         }
         guard s.isEmpty else { return nil }  // e.g. " BC"
-        let total = days(fromCivil: y, m, d) * 86_400_000_000 + micros
+        let total = Int64(CivilDate.days(year: Int(y), month: Int(m), day: Int(d))) * 86_400_000_000 + micros
         return Date(timeIntervalSince1970: Double(total) / 1_000_000)
-    }
-
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 
     private static func floorDivMod(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
         let q = a / b, r = a % b
         return r < 0 ? (q - 1, r + b) : (q, r)
-    }
-
-    // Howard Hinnant's days_from_civil / civil_from_days.
-    private static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
