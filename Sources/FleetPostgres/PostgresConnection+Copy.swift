@@ -120,20 +120,27 @@ public final class PostgresCopyWriter: Sendable {
         if full { try await flush() }
     }
 
+    /// COPY text format: backslash, tab, newline and carriage return are escaped; runs of other
+    /// bytes are copied whole.
     private static func escape(_ text: String, into buffer: inout [UInt8]) {
-        let utf8 = text.utf8
-        if !utf8.contains(where: { $0 == 0x5C || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
-            buffer.append(contentsOf: utf8)
-            return
-        }
-        for byte in utf8 {
-            switch byte {
-            case 0x5C: buffer.append(0x5C); buffer.append(0x5C)
-            case 0x09: buffer.append(0x5C); buffer.append(UInt8(ascii: "t"))
-            case 0x0A: buffer.append(0x5C); buffer.append(UInt8(ascii: "n"))
-            case 0x0D: buffer.append(0x5C); buffer.append(UInt8(ascii: "r"))
-            default: buffer.append(byte)
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for i in bytes.indices {
+                let escaped: UInt8
+                switch bytes[i] {
+                case 0x5C: escaped = 0x5C
+                case 0x09: escaped = UInt8(ascii: "t")
+                case 0x0A: escaped = UInt8(ascii: "n")
+                case 0x0D: escaped = UInt8(ascii: "r")
+                default: continue
+                }
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
+                buffer.append(0x5C)
+                buffer.append(escaped)
+                start = i + 1
             }
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
         }
     }
 }

@@ -107,17 +107,22 @@ extension PostgresJSON: PostgresDecodable {
 }
 
 /// timestamptz text I/O; the session runs with TimeZone UTC and DateStyle ISO.
-enum PostgresTimestamp {
+public enum PostgresTimestamp {
     static func format(_ date: Date) -> String {
         if date == .distantFuture { return "infinity" }
         if date == .distantPast { return "-infinity" }
-        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        return format(micros: Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
+    }
+
+    /// timestamptz text for microseconds since the epoch, exact (no floating point on the way).
+    public static func format(micros: Int64) -> String {
         let (days, dayMicros) = floorDivMod(micros, 86_400_000_000)
         let (y, m, d) = CivilDate.date(days: Int(days))
         let seconds = dayMicros / 1_000_000
         let fraction = dayMicros % 1_000_000
-        var text = "\(CivilDate.pad(y, 4))-\(CivilDate.pad(m, 2))-\(CivilDate.pad(d, 2)) \(CivilDate.pad(seconds / 3600, 2)):\(CivilDate.pad(seconds / 60 % 60, 2)):\(CivilDate.pad(seconds % 60, 2))"
-        if fraction != 0 { text += ".\(CivilDate.pad(fraction, 6))" }
+        var text = CivilDate.pad(y, 4) + "-" + CivilDate.pad(m, 2) + "-" + CivilDate.pad(d, 2) + " "
+        text += CivilDate.pad(seconds / 3600, 2) + ":" + CivilDate.pad(seconds / 60 % 60, 2) + ":" + CivilDate.pad(seconds % 60, 2)
+        if fraction != 0 { text += "." + CivilDate.pad(fraction, 6) }
         return text + "+00"
     }
 

@@ -161,18 +161,22 @@ enum Hex {
 
 /// One-dimensional `text[]` literals.
 enum TextArray {
+    /// `{"a","b \"c\""}`. Byte by byte: a quote or a backslash is never part of a multi-byte
+    /// UTF-8 sequence.
     static func format(_ elements: [String]) -> String {
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(elements.reduce(2) { $0 + $1.utf8.count + 3 })
         for (i, element) in elements.enumerated() {
-            if i > 0 { out += "," }
-            out += "\""
-            for ch in element.unicodeScalars {
-                if ch == "\"" || ch == "\\" { out += "\\" }
-                out.unicodeScalars.append(ch)
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            for byte in element.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                out.append(byte)
             }
-            out += "\""
+            out.append(UInt8(ascii: "\""))
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses array output like `{a,"b c",NULL}`; NULL elements become nil.

@@ -144,6 +144,23 @@ struct Payload: Codable, Equatable { var name: String; var tags: [String] }
     #expect(!conn.isBroken)
 }
 
+/// COPY's text escaping and the text[] binds, byte for byte: every special character at the
+/// start, the middle and the end of a value, next to multi-byte UTF-8.
+@Test func copyAndArrayBindsKeepEveryByte() async throws {
+    let (conn, _) = try await schemaConnection()
+    defer { Task { await conn.close() } }
+    let values = ["", "\\", "\t", "\n", "\r", "\r\n", "a\\b\tc\nd\re", "\\N", "trailing\\", "\ttab-first",
+                  "ü\\日本\t🚀\n", "quote\"s", "{brace,comma}", "NULL", String(repeating: "x\n", count: 5000)]
+    try await conn.execute("CREATE TABLE t (i int, v text)")
+    try await conn.copyFrom("COPY t (i, v) FROM STDIN") { writer in
+        for (i, v) in values.enumerated() { try await writer.writeRow(Int64(i), v) }
+    }
+    let copied = try await conn.query("SELECT v FROM t ORDER BY i").map { try $0.decode(String.self, 0) }
+    #expect(copied == values)
+    let echoed = try await conn.query("SELECT unnest(\(values)::text[])").map { try $0.decode(String.self, 0) }
+    #expect(echoed == values)
+}
+
 @Test func taskCancellationCancelsLongSleep() async throws {
     let env = try await TestEnvironment.shared()
     let conn = try await PostgresConnection.connect(env.postgresURL)

@@ -116,8 +116,10 @@ final class BatchImporter: Sendable {
         let schema = settings.schema
         return Set(try await withRetry(.default) {
             try await pool.withConnection { c in
+                // One primary-key probe per path (see `BatchWriter.write`).
                 try await c.query("""
-                    SELECT path FROM \(unescaped: schema.plannedPaths) WHERE run_id = \(run) AND path = ANY(\(paths)::text[])
+                    SELECT q.path FROM unnest(\(paths)::text[]) AS q(path)
+                     WHERE (SELECT true FROM \(unescaped: schema.plannedPaths) p WHERE p.run_id = \(run) AND p.path = q.path)
                     """).map { ExactPath(try $0.decode(String.self, 0)) }
             }
         })

@@ -19,19 +19,24 @@ struct BatchWriter: Sendable {
     func write(run: Int64, sourceID: String, outcomes: [(path: String, outcome: FileOutcome)],
                on connection: PostgresConnection) async throws -> OutcomeCounts {
         try await connection.withTransaction { c in
+            // Lookups go path by path through the primary key, as scalar subqueries the planner
+            // cannot turn into joins: `run_id = $1 AND path = ANY($2)` reads every row of the run
+            // whenever the statistics are older than the run (they always are while it fills the
+            // table), which made a 100,000-file backfill quadratic.
             let paths = outcomes.map(\.path)
             let done = Set(try await c.query("""
-                SELECT path FROM \(unescaped: schema.checkpoints) WHERE run_id = \(run) AND path = ANY(\(paths)::text[])
+                SELECT q.path FROM unnest(\(paths)::text[]) AS q(path)
+                 WHERE (SELECT true FROM \(unescaped: schema.checkpoints) k WHERE k.run_id = \(run) AND k.path = q.path)
                 """).map { ExactPath(try $0.decode(String.self, 0)) })
             let todo = outcomes.filter { !done.contains(ExactPath($0.path)) }
             guard !todo.isEmpty else { return OutcomeCounts() }
 
             var stored: [ExactPath: String] = [:]
             for row in try await c.query("""
-                SELECT path, sha256 FROM \(unescaped: schema.documents)
-                 WHERE source_id = \(sourceID) AND path = ANY(\(todo.map(\.path))::text[])
+                SELECT q.path, (SELECT d.sha256 FROM \(unescaped: schema.documents) d WHERE d.source_id = \(sourceID) AND d.path = q.path)
+                  FROM unnest(\(todo.map(\.path))::text[]) AS q(path)
                 """) {
-                stored[ExactPath(try row.decode(String.self, 0))] = try row.decode(String.self, 1)
+                if let sha256 = try row.decode(String?.self, 1) { stored[ExactPath(try row.decode(String.self, 0))] = sha256 }
             }
 
             var counts = OutcomeCounts()
@@ -106,7 +111,7 @@ struct BatchWriter: Sendable {
         let columns = "source_id, path, sha256, size, mtime, kind, title, frontmatter, frontmatter_error, body, run_id"
         try await c.copyFrom("COPY filefleet_staging (\(unescaped: columns)) FROM STDIN") { writer in
             for (d, mtime) in documents {
-                try await writer.writeRow([sourceID, d.path, d.sha256, d.size, Timestamps.text(micros: mtime), d.kind.rawValue,
+                try await writer.writeRow([sourceID, d.path, d.sha256, d.size, PostgresTimestamp.format(micros: mtime), d.kind.rawValue,
                                            d.title, d.frontmatterJSON, d.frontmatterError, d.body, run] as [any PostgresEncodable])
             }
         }
