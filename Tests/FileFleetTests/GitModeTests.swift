@@ -134,6 +134,11 @@ import TestSupport
         try await expectTableEqualsWorkTree()
         #expect(try await bookmark() == repo.head())
 
+        // Nothing changed since: the uncommitted edit and the untracked file were imported as they
+        // are, so they are not planned again.
+        let unchanged = try await sync()
+        #expect(unchanged.status == .completed && unchanged.planned == 0)
+
         // The uncommitted edit is reverted and the untracked file deleted: both are checked again.
         try repo.git("checkout", "--", "notes/n4.md")
         try FileManager.default.removeItem(atPath: repo.root + "/scratch.txt")

@@ -65,9 +65,40 @@ public struct GitPlanner: Sendable {
             }
         }
         let previous = try await store.lastWorktreePaths(sourceID: sourceID, on: c)
-        return try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
+        var plan = try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
             try Self.incrementalPlan(repo, from: bookmark, pin: pin, filter: filter, extra: previous + failed)
         }
+        plan.paths = try await droppingUnchanged(plan.paths, sourceID: sourceID, root: root, failed: Set(failed), on: c)
+        return plan
+    }
+
+    /// The full listing's fast path, for a diff and `git status`: a path whose stored row has the
+    /// file's size and mtime was imported as it is now — an uncommitted edit synced by an earlier
+    /// run, still pending or committed since — and is not planned again.
+    private func droppingUnchanged(_ paths: [String], sourceID: String, root: String, failed: Set<String>,
+                                   on c: PostgresConnection) async throws -> [String] {
+        guard !paths.isEmpty else { return paths }
+        var stored: [String: (Int64, Int64)] = [:]
+        for row in try await c.query("""
+            SELECT d.path, d.size, (extract(epoch FROM d.mtime) * 1000000)::bigint
+              FROM unnest(\(paths)::text[]) AS q(path)
+              JOIN \(unescaped: schema.documents) d ON d.source_id = \(sourceID) AND d.path = q.path
+            """) {
+            stored[try row.decode(String.self, 0)] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
+        }
+        let known = stored
+        return try await runBlocking {
+            paths.filter { path in
+                guard !failed.contains(path), let row = known[path] else { return true }
+                var info = stat()
+                return !(lstat(root + "/" + path, &info) == 0 && Self.isUnchanged(info, stored: row))
+            }
+        }
+    }
+
+    /// A file on disk (not a directory) whose size and mtime are the stored row's.
+    static func isUnchanged(_ info: stat, stored: (size: Int64, mtime: Int64)) -> Bool {
+        info.st_mode & S_IFMT != S_IFDIR && info.st_size == stored.size && Timestamps.micros(info.st_mtim) == stored.mtime
     }
 
     static func incrementalPlan(_ repo: GitRepository, from bookmark: String, pin: String, filter: PathFilter,
@@ -124,8 +155,7 @@ public struct GitPlanner: Sendable {
             let exists = lstat(repo.root + "/" + name, &info) == 0
             if exists && info.st_mode & S_IFMT == S_IFDIR { return }
             let row = leftover.removeValue(forKey: name)
-            if exists, let (size, mtime) = row, !failedSet.contains(name), info.st_size == size,
-               Timestamps.micros(info.st_mtim) == mtime {
+            if exists, let row, !failedSet.contains(name), isUnchanged(info, stored: row) {
                 return  // unchanged since it was imported
             }
             if planned.insert(name).inserted { plan.paths.append(name) }
