@@ -132,6 +132,39 @@ import TestSupport
         await fleet.shutdown()
     }
 
+    /// A dead broker: a worker that starts while it is down waits for it and for the topic
+    /// (whoever creates it), then imports. It joins the group only once the topic exists: a
+    /// group that formed without its topic once sat idle with work waiting.
+    @Test(.timeLimit(.minutes(3)))
+    func fleetWorkerStartedWhileTheBrokerIsDownImportsOnceItIsUp() async throws {
+        let broker = try await TansuBroker.start()
+        try await broker.stop()
+        let tree = try FleetTree.make(files: 300)
+        defer { tree.remove() }
+        let fleet = try await Fleet(brokers: broker.brokers)
+        do {
+            let worker = try fleet.worker("worker")
+            let waiting = await fleetEventually(timeout: .seconds(60)) { worker.stderr.contains("event=waiting_for_topic") }
+            try #require(waiting && worker.isRunning, "\(worker.transcript)")
+            try await broker.restart()
+
+            let sync = try fleet.sync("sync", tree)
+            let status = await sync.waitForExit(timeout: .seconds(90))
+            #expect(status == 0, "\(sync.transcript)\n\(worker.transcript)")
+            let summary = try #require(sync.summary, "\(sync.transcript)")
+            #expect(summary.status == .completed && summary.imported == 300)
+            try await Self.expectDocumentsEqualTree(fleet, tree)
+            #expect(worker.stderr.contains("event=assigned"), "\(worker.transcript)")
+
+            worker.send(SIGTERM)
+            #expect(await worker.waitForExit(timeout: .seconds(30)) == 0, "\(worker.transcript)")
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+        try await broker.stop()
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func fleetSecondSyncWhileFirstRunsIsSkipped() async throws {
         let tree = try FleetTree.make(files: 500)

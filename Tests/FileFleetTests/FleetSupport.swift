@@ -168,10 +168,11 @@ final class Fleet: Sendable {
     let directory: String
     private let processes = Mutex<[FleetProcess]>([])
 
-    init(postgresSettings: [String: String] = [:]) async throws {
+    /// `brokers`: a broker of the test's own instead of the shared one.
+    init(postgresSettings: [String: String] = [:], brokers: String? = nil) async throws {
         let environment = try await TestEnvironment.shared()
         postgres = try await PostgresServer.start(settings: postgresSettings)
-        brokers = environment.kafkaBrokers
+        self.brokers = brokers ?? environment.kafkaBrokers
         topic = TestEnvironment.uniqueName("fleet_topic")
         group = TestEnvironment.uniqueName("fleet_group")
         directory = NSTemporaryDirectory() + TestEnvironment.uniqueName("fleetlogs")

@@ -50,10 +50,7 @@ public final class Worker: Sendable {
         defer { Task { await pool.close() } }
         _ = try await withRetry(.fleet) { try await settings.schema.migrate(pool) }
         try await withRetry(.fleet) { try await register(pool) }
-        // A worker that starts before any coordinator would subscribe to a topic that does not
-        // exist yet and, with librdkafka's defaults, not notice it for five minutes: whoever
-        // comes first creates it, with the same partition count.
-        try await KafkaAdmin(configuration: settings.kafka).createTopic(settings.topic, partitions: settings.partitions)
+        try await waitForTopic()
         let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -164,6 +161,31 @@ public final class Worker: Sendable {
         }
     }
 
+    /// Returns once the topic exists (or a stop was requested), creating it if this worker comes
+    /// first: a group that forms before its topic exists is assigned nothing, and a broker may
+    /// keep that assignment when the members rejoin (Tansu does). Without the right to create
+    /// topics the worker waits for a coordinator that has it; with the broker down, for the broker.
+    private func waitForTopic() async throws {
+        var attempt = 0
+        while !stopRequested {
+            do {
+                let admin = try KafkaAdmin(configuration: settings.kafka)
+                do {
+                    try await admin.createTopic(settings.topic, partitions: settings.partitions, timeout: .seconds(10))
+                    return
+                } catch let error as KafkaError where !error.isRetriable {
+                    // Refused (no right to create topics): fine if someone else created it.
+                    if try await admin.partitionCount(settings.topic) != nil { return }
+                    throw error
+                }
+            } catch {
+                attempt += 1
+                log.event("waiting_for_topic", ["topic": settings.topic, "attempt": String(attempt), "error": "\(error)"])
+                try await sleepUnlessStopped(.seconds(min(10, 2 * attempt)))
+            }
+        }
+    }
+
     /// Group membership changes and client errors, one line each: what an operator reads first
     /// when a worker sits idle while work waits.
     private func logEvents(_ events: AsyncStream<KafkaConsumerEvent>) async {
@@ -183,7 +205,7 @@ public final class Worker: Sendable {
 
     /// `0,3,5` (one topic per worker, so the partition numbers say it all); `none` when empty.
     private static func partitionList(_ partitions: [KafkaTopicPartition]) -> String {
-        partitions.isEmpty ? "none" : partitions.map { String($0.partition) }.sorted { Int($0)! < Int($1)! }.joined(separator: ",")
+        partitions.isEmpty ? "none" : partitions.map(\.partition).sorted().map(String.init).joined(separator: ",")
     }
 
     private func sleepUnlessStopped(_ duration: Duration) async throws {
