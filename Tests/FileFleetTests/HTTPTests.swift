@@ -1,4 +1,4 @@
-import FileFleet
+@testable import FileFleet
 import FleetPostgres
 import Foundation
 import Testing
@@ -34,6 +34,13 @@ import TestSupport
         #expect(metricsText.status == 200)
         #expect(metricsText.body.contains("filefleet_files_total{outcome=\"imported\"} 0"))
         #expect(metricsText.body.contains("filefleet_ready 0"))
+        #expect(!metricsText.body.contains("filefleet_consumer_lag"))  // no consumer: unknown, not 0
+        // In-process workers share the metrics: their lags add up; a closed consumer drops out.
+        metrics.setLag(7, worker: "a")
+        metrics.setLag(5, worker: "b")
+        #expect(try await get(server.port, "/metrics").body.contains("\nfilefleet_consumer_lag 12\n"))
+        metrics.setLag(nil, worker: "a")
+        #expect(try await get(server.port, "/metrics").body.contains("\nfilefleet_consumer_lag 5\n"))
         let page = try await get(server.port, "/")
         #expect(page.status == 200)
         #expect(page.body.contains("<h1>FileFleet</h1>"))

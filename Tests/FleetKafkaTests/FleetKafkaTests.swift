@@ -279,6 +279,25 @@ struct FleetKafkaTests {
         try await broker.stop()
     }
 
+    /// `lag`: what the owned partitions hold beyond what `poll` returned. Produced one message at
+    /// a time: the test broker's high watermark is wrong after multi-message batches (SPEC §9.1).
+    @Test func lagCountsWhatPollHasNotReturned() async throws {
+        let (configuration, topic) = try await makeTopic(partitions: 1)
+        let producer = try KafkaProducer(configuration: configuration)
+        for i in 0..<20 { try await producer.send(topic: topic, key: "k", value: bytes("m\(i)")) }
+        await producer.close()
+
+        let consumer = try KafkaConsumer(configuration: configuration, group: TestEnvironment.uniqueName("group"), topics: [topic])
+        #expect(consumer.lag == nil)  // nothing owned yet
+        let first = try await receive(consumer, count: 5)
+        #expect(first.count == 5)
+        #expect(await eventually { consumer.lag == 15 }, "lag \(String(describing: consumer.lag))")
+        let rest = try await receive(consumer, count: 15)
+        #expect(rest.count == 15)
+        #expect(await eventually { consumer.lag == 0 }, "lag \(String(describing: consumer.lag))")
+        await consumer.close()
+    }
+
     @Test func nullPayloadsEmptyAndGarbageBytesArriveAsSent() async throws {
         let (configuration, topic) = try await makeTopic(partitions: 1)
         var garbage = (0...255).map { UInt8($0) }

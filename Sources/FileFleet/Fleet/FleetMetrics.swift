@@ -15,6 +15,8 @@ public final class FleetMetrics: Sendable {
         var lastHeartbeat: ContinuousClock.Instant?
         var lastStoreContact: ContinuousClock.Instant?
         var ready = false
+        /// Each consumer's lag (in-process workers share one FleetMetrics), where known.
+        var lags: [String: Int] = [:]
         /// (seconds since start, files done) every few seconds, for the status page's chart.
         var samples: [(Double, Int)] = []
     }
@@ -44,6 +46,7 @@ public final class FleetMetrics: Sendable {
     }
 
     func setReady(_ ready: Bool) { values.withLock { $0.ready = ready } }
+    func setLag(_ lag: Int?, worker: String) { values.withLock { $0.lags[worker] = lag } }
     func storeContacted() { values.withLock { $0.lastStoreContact = .now } }
     func heartbeat() { values.withLock { $0.lastHeartbeat = .now; $0.lastStoreContact = .now } }
     func setRemaining(_ remaining: Int, done: Int) {
@@ -96,6 +99,10 @@ public final class FleetMetrics: Sendable {
             out += "# HELP filefleet_lease_heartbeat_age_seconds Time since the lease's last heartbeat.\n"
             out += "# TYPE filefleet_lease_heartbeat_age_seconds gauge\n"
             out += "filefleet_lease_heartbeat_age_seconds \((ContinuousClock.now - beat).seconds)\n"
+        }
+        if !v.lags.isEmpty {
+            out += "# HELP filefleet_consumer_lag Messages of this process's partitions not yet taken for import (high watermark as of the last fetch).\n"
+            out += "# TYPE filefleet_consumer_lag gauge\nfilefleet_consumer_lag \(v.lags.values.reduce(0, +))\n"
         }
         out += "# HELP filefleet_ready 1 when connected and not paused.\n# TYPE filefleet_ready gauge\n"
         out += "filefleet_ready \(isReady ? 1 : 0)\n"

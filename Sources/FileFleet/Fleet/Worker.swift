@@ -92,7 +92,13 @@ public final class Worker: Sendable {
     }
 
     private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, consecutiveFailures: inout Int) async throws {
+        var lagReported = ContinuousClock.now - .seconds(1)
+        defer { metrics.setLag(nil, worker: id) }
         while !stopRequested {
+            if ContinuousClock.now - lagReported >= .seconds(1) {
+                metrics.setLag(consumer.lag, worker: id)
+                lagReported = .now
+            }
             // The gate closes only once a batch is in hand: a revocation runs on the consumer's poll
             // thread, which cannot serve a poll meanwhile, so waiting for a poll would deadlock
             // until the revocation timeout.
