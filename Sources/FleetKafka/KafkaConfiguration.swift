@@ -99,13 +99,17 @@ public struct KafkaConfiguration: Sendable {
         "message.timeout.ms", "delivery.timeout.ms", "partitioner", "retries", "message.send.max.retries",
     ]
 
-    /// A new `rd_kafka_conf_t` with `properties` and then the `options` this kind of client reads
-    /// applied; the caller owns it.
+    /// The `options` a client of this kind reads, sorted by key.
+    func passThrough(for client: Client) -> [(String, String)] {
+        let foreign = client == .producer ? Self.consumerOnlyKeys : Self.producerOnlyKeys
+        return options.filter { !foreign.contains($0.key) }.sorted(by: { $0.key < $1.key })
+    }
+
+    /// A new `rd_kafka_conf_t` with `properties` and then `passThrough(for: client)` applied;
+    /// the caller owns it.
     func makeConf(_ properties: [(String, String)], for client: Client) throws(KafkaError) -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
-        let foreign = client == .producer ? Self.consumerOnlyKeys : Self.producerOnlyKeys
-        let passed = options.filter { !foreign.contains($0.key) }.sorted(by: { $0.key < $1.key })
-        for (key, value) in properties + passed {
+        for (key, value) in properties + passThrough(for: client) {
             var errstr = [CChar](repeating: 0, count: 512)
             let result = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)
             if result != RD_KAFKA_CONF_OK {

@@ -403,4 +403,16 @@ struct FleetKafkaTests {
         #expect(error?.description.contains("no.such.property") == true)
         #expect(LibRdKafka.isSupported)
     }
+
+    /// One `--kafka-option` list serves producers and consumers; each gets what it reads, so
+    /// librdkafka has nothing to warn about (CONFWARN).
+    @Test func eachClientGetsTheOptionsItReads() throws {
+        var configuration = KafkaConfiguration(brokers: "127.0.0.1:1")
+        for option in ["session.timeout.ms=3000", "linger.ms=7", "socket.timeout.ms=9000", "fetch.min.bytes=10"] {
+            try configuration.addOption(option)
+        }
+        #expect(configuration.passThrough(for: .producer).map(\.0) == ["linger.ms", "socket.timeout.ms"])
+        #expect(configuration.passThrough(for: .consumer).map(\.0) == ["fetch.min.bytes", "session.timeout.ms", "socket.timeout.ms"])
+        _ = try KafkaProducer(configuration: configuration)  // both still accepted by librdkafka
+    }
 }
