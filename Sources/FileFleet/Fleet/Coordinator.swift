@@ -258,10 +258,15 @@ struct RunDriver: Sendable {
         let clock = ContinuousClock()
         var lastDone = resumed
         var lastProgress = clock.now
+        var wait = options.pollInterval
         while true {
-            try await Task.sleep(for: options.pollInterval)
+            try await Task.sleep(for: wait)
             if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
+            let counting = clock.now
             let done = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
+            // The count reads every checkpoint of the run: as the run grows, ask less often (up to
+            // every 5 s), so that it takes about a tenth of a server core at most (25 ms at 100,000 paths).
+            wait = min(max(options.pollInterval, (clock.now - counting) * 10), .seconds(5))
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
             metrics.setRemaining(run.planned - done, done: done)
             if done >= run.planned { return }
