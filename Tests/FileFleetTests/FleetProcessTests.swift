@@ -165,6 +165,18 @@ import TestSupport
         try await broker.stop()
     }
 
+    /// A configuration error is not a dead broker: the worker says what is wrong and exits, at once.
+    @Test(.timeLimit(.minutes(2)))
+    func fleetWorkerWithABadKafkaOptionExitsAtOnce() async throws {
+        let fleet = try await Fleet()
+        let worker = try fleet.start("worker", ["worker", "--kafka-option", "no.such.property=1"])
+        let status = await worker.waitForExit(timeout: .seconds(30))
+        #expect(status != nil && status != 0, "\(worker.transcript)")
+        #expect(worker.stderr.contains("no.such.property"), "\(worker.transcript)")
+        #expect(!worker.stderr.contains("waiting_for_topic"), "\(worker.transcript)")
+        await fleet.shutdown()
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func fleetSecondSyncWhileFirstRunsIsSkipped() async throws {
         let tree = try FleetTree.make(files: 500)

@@ -150,6 +150,30 @@ import TestSupport
         #expect(fourth.status == .completed && fourth.planned == 0)
     }
 
+    /// Size and mtime skip only what `git status` shows: an edit that kept both (rewritten within
+    /// one mtime tick of its import) is still imported once it is committed.
+    @Test func gitCommittedEditIsImportedEvenWithTheOldSizeAndMtime() async throws {
+        try repo.write("f.md", "# one\n")
+        try repo.commit("initial")
+        #expect(try await sync().imported == 1)
+
+        let path = repo.root + "/f.md"
+        var old = stat()
+        #expect(lstat(path, &old) == 0)
+        try repo.write("f.md", "# two\n")
+        var times = [old.st_atim, old.st_mtim]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        var new = stat()
+        #expect(lstat(path, &new) == 0)
+        #expect(new.st_size == old.st_size && new.st_mtim.tv_sec == old.st_mtim.tv_sec && new.st_mtim.tv_nsec == old.st_mtim.tv_nsec)
+        try repo.commit("same size, same mtime")
+
+        let next = try await sync()
+        #expect(try await plannedPaths(next.run_id) == ["f.md"])
+        #expect(next.imported == 1)
+        try await expectTableEqualsWorkTree()
+    }
+
     @Test func gitResumeSkipsBankedPaths() async throws {
         for i in 0..<40 { try repo.write("d/f\(i).txt", "file \(i)\n") }
         try repo.commit("initial")

@@ -266,7 +266,7 @@ struct RunDriver: Sendable {
             let done = try await db { c in try await store.checkpointCount(run: run.id, on: c) }
             // The count reads every checkpoint of the run: as the run grows, ask less often (up to
             // every 5 s), so that it takes about a tenth of a server core at most (25 ms at 100,000 paths).
-            wait = min(max(options.pollInterval, (clock.now - counting) * 10), .seconds(5))
+            wait = min(max(options.pollInterval, (clock.now - counting) * 10), max(options.pollInterval, .seconds(5)))
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
             metrics.setRemaining(run.planned - done, done: done)
             if done >= run.planned { return }

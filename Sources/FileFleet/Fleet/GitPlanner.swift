@@ -15,6 +15,9 @@ public struct GitPlan: Sendable {
     public var worktree: [String] = []
     /// Paths git reported (diff, status, listing).
     public var listed = 0
+    /// Paths of `paths` that changed between the bookmark and the pin: always imported (hashed),
+    /// never skipped on size and mtime.
+    var committed = Set<String>()
     public var invalidNames: [String] = []
 }
 
@@ -68,16 +71,19 @@ public struct GitPlanner: Sendable {
         var plan = try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
             try Self.incrementalPlan(repo, from: bookmark, pin: pin, filter: filter, extra: previous + failed)
         }
-        plan.paths = try await droppingUnchanged(plan.paths, sourceID: sourceID, root: root, failed: Set(failed), on: c)
+        let pending = plan.paths.filter { !plan.committed.contains($0) }
+        let unchanged = try await unchangedPaths(pending, sourceID: sourceID, root: root, failed: Set(failed), on: c)
+        plan.paths.removeAll { unchanged.contains($0) }
         return plan
     }
 
-    /// The full listing's fast path, for a diff and `git status`: a path whose stored row has the
-    /// file's size and mtime was imported as it is now — an uncommitted edit synced by an earlier
-    /// run, still pending or committed since — and is not planned again.
-    private func droppingUnchanged(_ paths: [String], sourceID: String, root: String, failed: Set<String>,
-                                   on c: PostgresConnection) async throws -> [String] {
-        guard !paths.isEmpty else { return paths }
+    /// The full listing's fast path, for what `git status` shows: a path whose stored row has the
+    /// file's size and mtime was imported as it is now (an uncommitted edit synced by an earlier
+    /// run), so a pending edit is imported once, not by every run until it is committed. What
+    /// the diff shows is always imported: a commit corrects even an edit that kept size and mtime.
+    private func unchangedPaths(_ paths: [String], sourceID: String, root: String, failed: Set<String>,
+                                on c: PostgresConnection) async throws -> Set<String> {
+        guard !paths.isEmpty else { return [] }
         var stored: [String: (Int64, Int64)] = [:]
         for row in try await c.query("""
             SELECT d.path, d.size, (extract(epoch FROM d.mtime) * 1000000)::bigint
@@ -88,11 +94,11 @@ public struct GitPlanner: Sendable {
         }
         let known = stored
         return try await runBlocking {
-            paths.filter { path in
-                guard !failed.contains(path), let row = known[path] else { return true }
+            Set(paths.filter { path in
+                guard !failed.contains(path), let row = known[path] else { return false }
                 var info = stat()
-                return !(lstat(root + "/" + path, &info) == 0 && Self.isUnchanged(info, stored: row))
-            }
+                return lstat(root + "/" + path, &info) == 0 && Self.isUnchanged(info, stored: row)
+            })
         }
     }
 
@@ -110,6 +116,7 @@ public struct GitPlanner: Sendable {
             plan.listed += 1
             guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
             candidates.insert(name)
+            plan.committed.insert(name)
         }
         try repo.statusPaths { path in
             plan.listed += 1

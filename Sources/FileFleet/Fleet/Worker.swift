@@ -172,10 +172,10 @@ public final class Worker: Sendable {
     /// keep that assignment when the members rejoin (Tansu does). Without the right to create
     /// topics the worker waits for a coordinator that has it; with the broker down, for the broker.
     private func waitForTopic() async throws {
+        let admin = try KafkaAdmin(configuration: settings.kafka)  // a bad option fails here, at once
         var attempt = 0
         while !stopRequested {
             do {
-                let admin = try KafkaAdmin(configuration: settings.kafka)
                 do {
                     try await admin.createTopic(settings.topic, partitions: settings.partitions, timeout: .seconds(10))
                     return
