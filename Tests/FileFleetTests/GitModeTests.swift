@@ -174,6 +174,31 @@ import TestSupport
         try await expectTableEqualsWorkTree()
     }
 
+    /// Two names that differ only in Unicode normal form are two files (SPEC §5), in git mode
+    /// too: planned, imported and recognised as unchanged one by one, byte for byte.
+    @Test func gitNamesInBothNormalFormsAreTwoFiles() async throws {
+        let nfc = "caf\u{E9}.md", nfd = "cafe\u{301}.md"
+        func hex(_ s: String) -> String { s.utf8.map { String(format: "%02x", $0) }.joined() }
+        func storedPaths(_ table: String, _ condition: String = "true") async throws -> [String] {
+            try await query("SELECT encode(convert_to(path, 'UTF8'), 'hex') FROM \(table) WHERE \(condition) ORDER BY 1")
+                .map { try $0.decode(String.self, 0) }
+        }
+        try repo.write(nfc, "# composed\n")
+        try repo.write(nfd, "# decomposed\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: repo.root).filter { $0.hasSuffix(".md") }.count == 2)
+        try repo.commit("both forms")
+        let first = try await sync()
+        #expect(first.imported == 2)
+        #expect(try await storedPaths(schema.documents) == [hex(nfc), hex(nfd)].sorted())
+
+        try repo.write(nfd, "# decomposed, edited and not committed\n")
+        let second = try await sync()
+        #expect(try await storedPaths(schema.plannedPaths, "run_id = \(try #require(second.run_id))") == [hex(nfd)])
+        #expect(second.imported == 1)
+        let third = try await sync()
+        #expect(third.planned == 0)
+    }
+
     @Test func gitResumeSkipsBankedPaths() async throws {
         for i in 0..<40 { try repo.write("d/f\(i).txt", "file \(i)\n") }
         try repo.commit("initial")

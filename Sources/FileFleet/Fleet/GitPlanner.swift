@@ -17,7 +17,7 @@ public struct GitPlan: Sendable {
     public var listed = 0
     /// Paths of `paths` that changed between the bookmark and the pin: always imported (hashed),
     /// never skipped on size and mtime.
-    var committed = Set<String>()
+    var committed = Set<ExactPath>()
     public var invalidNames: [String] = []
 }
 
@@ -54,12 +54,12 @@ public struct GitPlanner: Sendable {
         }
         guard !forceFull, let bookmark, let pin, reachable else {
             // The stored side, held once: path → (size, mtime µs).
-            var stored: [String: (Int64, Int64)] = [:]
+            var stored: [ExactPath: (Int64, Int64)] = [:]
             for row in try await c.query("""
                 SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint
                   FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
                 """) {
-                stored[try row.decode(String.self, 0)] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
+                stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
             }
             let known = stored
             stored.removeAll()
@@ -71,9 +71,9 @@ public struct GitPlanner: Sendable {
         var plan = try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
             try Self.incrementalPlan(repo, from: bookmark, pin: pin, filter: filter, extra: previous + failed)
         }
-        let pending = plan.paths.filter { !plan.committed.contains($0) }
-        let unchanged = try await unchangedPaths(pending, sourceID: sourceID, root: root, failed: Set(failed), on: c)
-        plan.paths.removeAll { unchanged.contains($0) }
+        let pending = plan.paths.filter { !plan.committed.contains(ExactPath($0)) }
+        let unchanged = try await unchangedPaths(pending, sourceID: sourceID, root: root, failed: Set(failed.map(ExactPath.init)), on: c)
+        plan.paths.removeAll { unchanged.contains(ExactPath($0)) }
         return plan
     }
 
@@ -81,23 +81,23 @@ public struct GitPlanner: Sendable {
     /// file's size and mtime was imported as it is now (an uncommitted edit synced by an earlier
     /// run), so a pending edit is imported once, not by every run until it is committed. What
     /// the diff shows is always imported: a commit corrects even an edit that kept size and mtime.
-    private func unchangedPaths(_ paths: [String], sourceID: String, root: String, failed: Set<String>,
-                                on c: PostgresConnection) async throws -> Set<String> {
+    private func unchangedPaths(_ paths: [String], sourceID: String, root: String, failed: Set<ExactPath>,
+                                on c: PostgresConnection) async throws -> Set<ExactPath> {
         guard !paths.isEmpty else { return [] }
-        var stored: [String: (Int64, Int64)] = [:]
+        var stored: [ExactPath: (Int64, Int64)] = [:]
         for row in try await c.query("""
             SELECT d.path, d.size, (extract(epoch FROM d.mtime) * 1000000)::bigint
               FROM unnest(\(paths)::text[]) AS q(path)
               JOIN \(unescaped: schema.documents) d ON d.source_id = \(sourceID) AND d.path = q.path
             """) {
-            stored[try row.decode(String.self, 0)] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
+            stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
         }
         let known = stored
         return try await runBlocking {
-            Set(paths.filter { path in
+            Set(paths.map(ExactPath.init).filter { path in
                 guard !failed.contains(path), let row = known[path] else { return false }
                 var info = stat()
-                return lstat(root + "/" + path, &info) == 0 && Self.isUnchanged(info, stored: row)
+                return lstat(root + "/" + path.path, &info) == 0 && Self.isUnchanged(info, stored: row)
             })
         }
     }
@@ -111,17 +111,17 @@ public struct GitPlanner: Sendable {
                                 extra: [String]) throws -> GitPlan {
         var plan = GitPlan(pin: pin)
         var candidates = OrderedPaths()
-        var status = Set<String>()
+        var status = Set<ExactPath>()
         try repo.changedPaths(from: bookmark, to: pin) { path in
             plan.listed += 1
             guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
             candidates.insert(name)
-            plan.committed.insert(name)
+            plan.committed.insert(ExactPath(name))
         }
         try repo.statusPaths { path in
             plan.listed += 1
             guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
-            status.insert(name)
+            status.insert(ExactPath(name))
             candidates.insert(name)
         }
         for path in extra where RelativePath.isValid(path) { candidates.insert(path) }
@@ -136,24 +136,24 @@ public struct GitPlanner: Sendable {
             case .missing: plan.paths.append(path)
             case .directory: plan.removals.append(path)  // a submodule or a nested repository
             case .file:
-                if status.contains(path) { plan.paths.append(path) } else { uncertain.append(path) }
+                if status.contains(ExactPath(path)) { plan.paths.append(path) } else { uncertain.append(path) }
             }
         }
         // Tracked and clean: import as committed. Untracked and not shown by status: ignored.
-        let ignored = try repo.ignored(uncertain)
+        let ignored = Set(try repo.ignored(uncertain).map(ExactPath.init))
         for path in uncertain {
-            if ignored.contains(path) { plan.removals.append(path) } else { plan.paths.append(path) }
+            if ignored.contains(ExactPath(path)) { plan.removals.append(path) } else { plan.paths.append(path) }
         }
-        plan.worktree = status.filter { filter.includesFile($0) }.sorted()
+        plan.worktree = status.map(\.path).filter { filter.includesFile($0) }.sorted()
         return plan
     }
 
     static func fullPlan(_ repo: GitRepository, pin: String?, filter: PathFilter,
-                         stored: [String: (Int64, Int64)], failed: [String]) throws -> GitPlan {
+                         stored: [ExactPath: (Int64, Int64)], failed: [String]) throws -> GitPlan {
         var plan = GitPlan(pin: pin, full: true)
         var leftover = stored  // rows without a listed file
-        let failedSet = Set(failed)
-        var planned = Set<String>()
+        let failedSet = Set(failed.map(ExactPath.init))
+        var planned = Set<ExactPath>()
         try repo.listFiles { path in
             plan.listed += 1
             guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
@@ -161,22 +161,22 @@ public struct GitPlanner: Sendable {
             var info = stat()
             let exists = lstat(repo.root + "/" + name, &info) == 0
             if exists && info.st_mode & S_IFMT == S_IFDIR { return }
-            let row = leftover.removeValue(forKey: name)
-            if exists, let row, !failedSet.contains(name), isUnchanged(info, stored: row) {
+            let row = leftover.removeValue(forKey: ExactPath(name))
+            if exists, let row, !failedSet.contains(ExactPath(name)), isUnchanged(info, stored: row) {
                 return  // unchanged since it was imported
             }
-            if planned.insert(name).inserted { plan.paths.append(name) }
+            if planned.insert(ExactPath(name)).inserted { plan.paths.append(name) }
         }
-        var status = Set<String>()
+        var status = OrderedPaths()
         try repo.statusPaths { path in
             if let name = path.name, filter.includesFile(name) { status.insert(name) }
         }
         // Gone from the tree, or on disk but no longer part of it (ignored, excluded, a nested repository).
-        for path in Array(leftover.keys) + failed where !planned.contains(path) && RelativePath.isValid(path) {
-            guard planned.insert(path).inserted else { continue }
+        for path in leftover.keys.map(\.path) + failed where RelativePath.isValid(path) {
+            guard planned.insert(ExactPath(path)).inserted else { continue }
             if case .missing = Self.kind(repo.root, path) { plan.paths.append(path) } else { plan.removals.append(path) }
         }
-        plan.worktree = status.sorted()
+        plan.worktree = status.paths.sorted()
         return plan
     }
 
@@ -222,12 +222,12 @@ public struct GitPlanner: Sendable {
     }
 }
 
-/// Unique paths in first-seen order.
+/// Unique paths in first-seen order, compared byte for byte.
 struct OrderedPaths {
     private(set) var paths: [String] = []
-    private var seen = Set<String>()
+    private var seen = Set<ExactPath>()
 
     mutating func insert(_ path: String) {
-        if seen.insert(path).inserted { paths.append(path) }
+        if seen.insert(ExactPath(path)).inserted { paths.append(path) }
     }
 }

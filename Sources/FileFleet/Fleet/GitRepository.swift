@@ -89,7 +89,7 @@ public struct GitRepository: Sendable {
     }
 
     /// Which of `paths` (untracked) a `.gitignore` rule or `info/exclude` matches.
-    public func ignored(_ paths: [String]) throws -> Set<String> {
+    public func ignored(_ paths: [String]) throws -> [String] {
         guard !paths.isEmpty else { return [] }
         let input = NSTemporaryDirectory() + "filefleet-git-in-\(UUID().uuidString)"
         defer { unlink(input) }
@@ -98,9 +98,9 @@ public struct GitRepository: Sendable {
         guard FileManager.default.createFile(atPath: input, contents: Data(bytes)) else {
             throw GitError(command: "git check-ignore", status: -1, stderr: "cannot write \(input)")
         }
-        var ignored = Set<String>()
+        var ignored: [String] = []
         try run(["check-ignore", "-z", "--stdin"], stdin: input, accept: [0, 1]) { field in
-            if let path = Path(field).name { ignored.insert(path) }
+            if let path = Path(field).name { ignored.append(path) }
         }
         return ignored
     }
