@@ -4,35 +4,17 @@ import PropertyBased
 import Testing
 @testable import FileFleet
 
+private let secret = "SECRET-OUTSIDE-THE-ROOT"
+
 /// A fresh tree: `<base>/root` is the source root, `<base>/outside` holds a secret it must never read.
-private final class Tree: Sendable {
-    let base: String
-    let root: String
-    let outside: String
-    static let secret = "SECRET-OUTSIDE-THE-ROOT"
+private func makeTree() throws -> ScratchTree {
+    let tree = try ScratchTree("reader")
+    try tree.write("../outside/secret.txt", secret)
+    return tree
+}
 
-    init() throws {
-        base = NSTemporaryDirectory() + "filefleet-reader-" + UUID().uuidString
-        root = base + "/root"
-        outside = base + "/outside"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        chmod(base, 0o755)
-        try write("../outside/secret.txt", Tree.secret)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: base) }
-
-    func write(_ relative: String, _ text: String) throws {
-        let path = root + "/" + relative
-        try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-    }
-
-    func link(_ relative: String, to target: String) throws {
-        try FileManager.default.createSymbolicLink(atPath: root + "/" + relative, withDestinationPath: target)
-    }
+private extension ScratchTree {
+    var outside: String { base + "/outside" }
 
     func read(_ relative: String, maxBytes: Int = 1 << 20) -> Result<SourceFile, ReadFailure> {
         do throws(ReadFailure) {
@@ -55,7 +37,7 @@ private final class Tree: Sendable {
 
 @Suite struct FileReaderTests {
     @Test func readsBytesSizeAndMtime() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("dir/a.md", "# hello\n")
         let mtime = Date(timeIntervalSince1970: 1_600_000_000.25)
         try FileManager.default.setAttributes([.modificationDate: mtime], ofItemAtPath: tree.root + "/dir/a.md")
@@ -68,7 +50,7 @@ private final class Tree: Sendable {
     }
 
     @Test func refusesPathsThatAreNotNormalisedRelativePaths() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("a/b", "x")
         for path in ["", "/etc/passwd", tree.root + "/a/b", "..", "../outside/secret.txt", "a/../a/b", "a//b",
                      "./a/b", "a/./b", "a/b/", "a\u{0}b"] {
@@ -82,7 +64,7 @@ private final class Tree: Sendable {
     }
 
     @Test func oddNamesAreReadExactlyAsSpelled() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         let nfc = "caf\u{E9}.md"
         let nfd = "cafe\u{301}.md"
         let names = ["with space.md", "quote\"s'.txt", "new\nline.md", nfc, nfd, "日本語/ファイル.md"]
@@ -92,7 +74,7 @@ private final class Tree: Sendable {
     }
 
     @Test func deepPaths() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         let deep = String(repeating: "directory-with-a-long-name/", count: 200) + "leaf.txt"
         #expect(deep.utf8.count > Int(PATH_MAX))
         // Created one level at a time through descriptors: the whole path is longer than PATH_MAX.
@@ -111,7 +93,7 @@ private final class Tree: Sendable {
     }
 
     @Test func symlinksOutsideTheRootEscape() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.link("rel.txt", to: "../outside/secret.txt")
         try tree.link("abs.txt", to: tree.outside + "/secret.txt")
         try tree.link("etc", to: "/etc")
@@ -128,7 +110,7 @@ private final class Tree: Sendable {
     }
 
     @Test func symlinksInsideTheRootAreFollowed() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("real/target.md", "target")
         try tree.link("file-link.md", to: "real/target.md")
         try tree.link("dir-link", to: "real")
@@ -148,7 +130,7 @@ private final class Tree: Sendable {
     }
 
     @Test func danglingAndLoopingLinks() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.link("dangling.md", to: "nowhere.md")
         try tree.link("loop-a", to: "loop-b")
         try tree.link("loop-b", to: "loop-a")
@@ -157,7 +139,7 @@ private final class Tree: Sendable {
     }
 
     @Test func vanishedFiles() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("file.txt", "x")
         #expect(tree.failure("missing.txt") == .vanished)
         #expect(tree.failure("missing-dir/file.txt") == .vanished)
@@ -167,7 +149,7 @@ private final class Tree: Sendable {
     }
 
     @Test func notRegularFiles() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("dir/x", "x")
         #expect(tree.failure("dir") == .notAFile)
         // A FIFO without a writer: refused at once, never blocks the reader.
@@ -176,7 +158,7 @@ private final class Tree: Sendable {
     }
 
     @Test func oversizeFiles() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("ten.txt", "0123456789")
         #expect(tree.failure("ten.txt", maxBytes: 9) == .tooLarge(10))
         #expect(tree.failure("ten.txt", maxBytes: 9)?.reason == "too_large")
@@ -188,7 +170,7 @@ private final class Tree: Sendable {
     }
 
     @Test func largeFilesAreReadWhole() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         var bytes = [UInt8](repeating: 0, count: 20 << 20)
         for i in stride(from: 0, to: bytes.count, by: 4093) { bytes[i] = UInt8(truncatingIfNeeded: i) }
         try Data(bytes).write(to: URL(fileURLWithPath: tree.root + "/big.bin"))
@@ -200,7 +182,7 @@ private final class Tree: Sendable {
     /// Root bypasses permission bits, so as root the check runs with this thread's filesystem uid switched
     /// to `nobody` (setfsuid is per thread and drops CAP_DAC_OVERRIDE until it is switched back).
     @Test func unreadableFiles() throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("locked.txt", "x")
         try tree.write("closed/inner.txt", "x")
         chmod(tree.root + "/locked.txt", 0)
@@ -236,7 +218,7 @@ private final class Tree: Sendable {
     }
 
     @Test func randomPathsNeverLeaveTheRoot() async throws {
-        let tree = try Tree()
+        let tree = try makeTree()
         try tree.write("a/b.md", "inside-b")
         try tree.write("c.txt", "inside-c")
         try tree.link("a/out", to: "../../outside")

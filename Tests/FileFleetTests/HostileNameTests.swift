@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func walkReportsInvalidNamesEscapedAndFiltered() throws {
-        let tree = try WalkTree()
+        let tree = try ScratchTree("walk")
         try tree.write("ok.md", "x")
         try tree.rawFile([0x62, 0x61, 0x64, 0xff, 0x2e, 0x6d, 0x64])                 // bad\xff.md
         try tree.rawFile([0x2e, 0x68, 0x69, 0x64, 0xfe])                             // .hid\xfe: hidden
@@ -38,16 +38,16 @@ import Testing
     }
 
     @Test func walkListsLinksByTheirTargets() throws {
-        let tree = try WalkTree()
+        let tree = try ScratchTree("walk")
         try tree.write("a/real.md", "0123456789")
         try tree.write("../outside/secret.txt", "SECRET")
-        try tree.link("inside.md", "a/real.md")
-        try tree.link("dangling.md", "a/missing.md")
-        try tree.link("dir-link", "a")
-        try tree.link("outside-dir", "../outside")
-        try tree.link("outside-file.txt", "../outside/secret.txt")
-        try tree.link("absolute.txt", tree.base + "/outside/secret.txt")
-        try tree.link("loop", "loop")
+        try tree.link("inside.md", to: "a/real.md")
+        try tree.link("dangling.md", to: "a/missing.md")
+        try tree.link("dir-link", to: "a")
+        try tree.link("outside-dir", to: "../outside")
+        try tree.link("outside-file.txt", to: "../outside/secret.txt")
+        try tree.link("absolute.txt", to: tree.base + "/outside/secret.txt")
+        try tree.link("loop", to: "loop")
         let (files, invalid) = try tree.walk()
         #expect(invalid.isEmpty)
         let byPath = Dictionary(uniqueKeysWithValues: files.map { ($0.path, $0) })
@@ -63,29 +63,7 @@ import Testing
     }
 }
 
-private final class WalkTree: Sendable {
-    let base: String
-    let root: String
-
-    init() throws {
-        base = NSTemporaryDirectory() + "filefleet-walk-" + UUID().uuidString
-        root = base + "/root"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: base) }
-
-    func write(_ relative: String, _ text: String) throws {
-        let path = root + "/" + relative
-        try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-    }
-
-    func link(_ relative: String, _ target: String) throws {
-        try FileManager.default.createSymbolicLink(atPath: root + "/" + relative, withDestinationPath: target)
-    }
-
+private extension ScratchTree {
     func rawFile(_ name: [UInt8]) throws {
         let fd = withRaw(name) { open($0, O_CREAT | O_WRONLY, 0o644) }
         guard fd >= 0 else { throw POSIXError(.EIO) }
