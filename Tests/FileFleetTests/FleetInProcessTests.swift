@@ -19,14 +19,7 @@ import TestSupport
     /// One sync with two in-process workers. Each gets a topic and group of its own: its workers
     /// all leave together at the end, which can wedge the group on Tansu (SPEC §9.1).
     func sync(_ tree: FleetTree) async throws -> SyncSummary {
-        var kafka = KafkaConfiguration(brokers: environment.kafkaBrokers, clientID: "fleet-inprocess")
-        kafka.sessionTimeout = .seconds(3)
-        kafka.heartbeatInterval = .milliseconds(500)
-        var settings = FleetSettings(postgresURL: environment.postgresURL, kafka: kafka)
-        settings.schema = schema
-        settings.topic = TestEnvironment.uniqueName("inproc_topic")
-        settings.group = TestEnvironment.uniqueName("inproc_group")
-        settings.partitions = 4
+        let settings = environment.fleetSettings(schema: schema)
         var options = SyncOptions()
         options.workers = 2
         options.stallWindow = .seconds(10)

@@ -17,15 +17,7 @@ import TestSupport
         let environment = try await TestEnvironment.shared()
         schema = Schema(try await environment.makeSchema().name)
         url = environment.postgresURL
-        var kafka = KafkaConfiguration(brokers: environment.kafkaBrokers)
-        kafka.sessionTimeout = .seconds(3)
-        kafka.heartbeatInterval = .milliseconds(500)
-        var settings = FleetSettings(postgresURL: url, kafka: kafka)
-        settings.schema = schema
-        settings.topic = TestEnvironment.uniqueName("t")
-        settings.group = TestEnvironment.uniqueName("g")
-        settings.partitions = 4
-        self.settings = settings
+        settings = environment.fleetSettings(schema: schema)
         repo = try GitFixture()
     }
 

@@ -67,19 +67,7 @@ struct HostileFleet: Sendable {
         schema = Schema(try await environment.makeSchema().name)
     }
 
-    /// A fresh topic and group each time: Tansu may keep a group whose last members left together
-    /// stuck in rebalance (SPEC §9.1).
-    func settings() -> FleetSettings {
-        var kafka = KafkaConfiguration(brokers: environment.kafkaBrokers)
-        kafka.sessionTimeout = .seconds(3)
-        kafka.heartbeatInterval = .milliseconds(500)
-        var settings = FleetSettings(postgresURL: environment.postgresURL, kafka: kafka)
-        settings.schema = schema
-        settings.topic = TestEnvironment.uniqueName("t")
-        settings.group = TestEnvironment.uniqueName("g")
-        settings.partitions = 4
-        return settings
-    }
+    func settings() -> FleetSettings { environment.fleetSettings(schema: schema) }
 
     func sync(_ root: String, sourceID: String, maxFileBytes: Int, maxAttempts: Int) async throws -> SyncSummary {
         var options = SyncOptions()

@@ -1,4 +1,5 @@
-import FileFleet
+public import FileFleet
+import FleetKafka
 import Foundation
 import Synchronization
 
@@ -62,4 +63,21 @@ public struct TestSchema: Sendable {
     public let name: String
     /// A URL of the shared cluster whose connections use this schema by default.
     public let url: String
+}
+
+extension TestEnvironment {
+    /// Settings for in-process fleets on the shared servers: `schema`, and a fresh topic and group
+    /// each time (Tansu may keep a group whose last members left together stuck, SPEC §9.1), with
+    /// the broker's quick-join session timeout.
+    public func fleetSettings(schema: Schema, partitions: Int = 4) -> FleetSettings {
+        var kafka = KafkaConfiguration(brokers: kafkaBrokers)
+        kafka.sessionTimeout = .seconds(3)
+        kafka.heartbeatInterval = .milliseconds(500)
+        var settings = FleetSettings(postgresURL: postgresURL, kafka: kafka)
+        settings.schema = schema
+        settings.topic = Self.uniqueName("topic")
+        settings.group = Self.uniqueName("group")
+        settings.partitions = partitions
+        return settings
+    }
 }
