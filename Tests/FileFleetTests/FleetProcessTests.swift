@@ -234,7 +234,10 @@ import TestSupport
         }
         do {
             let frozen = try fleet.sync("frozen", tree, timing)
-            let planned = await fleetEventually(timeout: .seconds(60)) { await Self.progress(fleet, tree.sourceID) != nil }
+            // Frozen once the coordinator itself has seen its run (the row alone may be committed a moment earlier).
+            let planned = await fleetEventually(timeout: .seconds(60)) {
+                frozen.stderr.contains("event=planned") || frozen.stderr.contains("event=resume")
+            }
             try #require(planned && frozen.isRunning, "\(frozen.transcript)")
             frozen.send(SIGSTOP)
             let frozenAt = ContinuousClock.now

@@ -168,6 +168,8 @@ struct RunDriver: Sendable {
             log.event("planned", ["run": String(run.id), "source": sourceID, "listed": String(plan.listed),
                                   "planned": String(run.planned)])
         }
+        // Recorded at once: a run that stops from here on still names its run in the summary.
+        facts.record(run: run.id, planned: run.planned, resumed: 0)
         summary.run_id = run.id
         summary.mode = run.mode
         summary.planned = run.planned
