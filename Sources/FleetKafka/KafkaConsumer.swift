@@ -66,7 +66,9 @@ public final class KafkaConsumer: Sendable {
         core.requestClose()
     }
 
-    /// The partitions this member owns now.
+    /// The partitions this member owns now. A partition being revoked is left out from the moment
+    /// its revocation starts, so work that begins while `onRevoke` runs does not take it up; work
+    /// already in flight can still commit it until `onRevoke` returns.
     public var assignment: Set<KafkaTopicPartition> { core.assignment }
 
     /// Messages of the owned partitions not yet returned by `poll`: each partition's high
@@ -95,7 +97,7 @@ public final class KafkaConsumer: Sendable {
     /// member still owns are committed; if some are not owned (moved in a rebalance), the owned
     /// ones are committed and a `.state` error names the others.
     public func commit(offsets: [KafkaTopicPartition: Int64]) async throws {
-        let owned = core.assignment
+        let owned = core.committable
         let mine = offsets.filter { owned.contains($0.key) }
         if !mine.isEmpty {
             let handle = self.handle
@@ -165,6 +167,8 @@ final class ConsumerCore: Sendable {
         var waiter: Waiter?
         var nextWaiterID: UInt64 = 0
         var assignment: Set<KafkaTopicPartition> = []
+        /// Still assigned, but `onRevoke` is running for them.
+        var revoking: Set<KafkaTopicPartition> = []
         var paused: Set<KafkaTopicPartition> = []
         var flowPaused = false
         var closing = false
@@ -217,7 +221,8 @@ final class ConsumerCore: Sendable {
         self.eventsContinuation = events
     }
 
-    var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
+    var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment.subtracting($0.revoking) } }
+    var committable: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
 
     func lag(_ rk: OpaquePointer) -> Int? {
         let (owned, buffered) = state.withLock { s in
@@ -410,6 +415,7 @@ extension ConsumerCore {
             let lost = rd_kafka_assignment_lost(rk) != 0
             state.withLock { s in
                 s.drop(revoked)
+                s.revoking = revoked
                 // Not-yet-polled messages of these partitions go to the next owner.
                 if lost { s.assignment.subtract(revoked) }
             }
@@ -418,6 +424,7 @@ extension ConsumerCore {
             }
             state.withLock { s in
                 s.assignment.subtract(revoked)
+                s.revoking = []
                 // A paused partition stays paused inside librdkafka after it is unassigned.
                 let held = s.flowPaused ? revoked : revoked.intersection(s.paused)
                 s.paused.subtract(revoked)

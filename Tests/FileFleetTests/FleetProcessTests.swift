@@ -114,13 +114,12 @@ import TestSupport
 
             // The survivors kept running through the kill and the garbage, and drain cleanly.
             #expect(workers[1].isRunning && workers[2].isRunning, "\(workers[1].transcript)\n\(workers[2].transcript)")
-            try await Task.sleep(for: .seconds(1))
-            workers[1].send(SIGTERM)
-            workers[2].send(SIGTERM)
-            for worker in workers.dropFirst() {
-                let status = await worker.waitForExit(timeout: .seconds(30))
-                #expect(status == 0, "\(worker.transcript)")
+            // The garbage sits behind the run's last messages: wait until the survivors have refused it.
+            _ = await fleetEventually(timeout: .seconds(60)) {
+                workers.dropFirst().map { $0.stderr.components(separatedBy: " event=refused ").count - 1 }.reduce(0, +) >= forged.count
             }
+            let survivors = Array(workers.dropFirst())
+            #expect(await terminateWorkers(survivors) == [0, 0], "\(survivors.map(\.transcript).joined(separator: "\n"))")
             let refused = workers.dropFirst().map(Self.refusedCount).reduce(0, +)
             #expect(refused >= forged.count, "refused \(refused)\n\(workers[1].stderr.suffix(3000))")
             let writes = try await Self.documentWrites(fleet)
@@ -156,8 +155,7 @@ import TestSupport
             try await Self.expectDocumentsEqualTree(fleet, tree)
             #expect(worker.stderr.contains("event=assigned"), "\(worker.transcript)")
 
-            worker.send(SIGTERM)
-            #expect(await worker.waitForExit(timeout: .seconds(30)) == 0, "\(worker.transcript)")
+            #expect(await terminateWorkers([worker]) == [0], "\(worker.transcript)")
         } catch {
             Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
         }
@@ -185,7 +183,7 @@ import TestSupport
         do {
             // No workers: the first sync holds the lease and waits.
             let first = try fleet.sync("first", tree)
-            let planned = await fleetEventually(timeout: .seconds(60)) { await Self.progress(fleet, tree.sourceID) != nil }
+            let planned = await fleetEventually(timeout: .seconds(60)) { first.stderr.contains(" event=planned ") }
             try #require(planned && first.isRunning, "\(first.transcript)")
 
             let start = ContinuousClock.now
@@ -224,7 +222,8 @@ import TestSupport
         let tree = try FleetTree.make(files: 3_000)
         defer { tree.remove() }
         let fleet = try await Fleet()
-        let timing = ["--heartbeat", "1", "--lease-ttl", "3", "--takeover-grace", "3"]
+        // A long grace, so that the early contender below has time to start up and be turned away.
+        let timing = ["--heartbeat", "1", "--lease-ttl", "3", "--takeover-grace", "10"]
         let lease = "sync:" + tree.sourceID
         @Sendable func leaseRow() async throws -> (holder: String?, token: Int64) {
             try await fleet.query { c in
@@ -252,8 +251,18 @@ import TestSupport
             print("fleet frozen: contender skipped \(String(format: "%.2f", seconds(since: frozenAt))) s after the freeze")
             let workers = try (0..<2).map { try fleet.worker("worker\($0)") }
 
-            // After TTL + grace without a heartbeat, a contender takes over and completes the same run.
-            try await Task.sleep(until: frozenAt + .seconds(6.5))
+            // Once TTL and grace have both passed without a heartbeat, a contender takes over and
+            // completes the same run.
+            let takeable = await fleetEventually(timeout: .seconds(30)) {
+                let row = try? await fleet.query { c in
+                    try await c.query("""
+                        SELECT expires_at < now() AND heartbeat_at < now() - interval '10 seconds'
+                          FROM \(unescaped: Self.schema.leases) WHERE name = \(lease)
+                        """)[0].decode(Bool.self, 0)
+                }
+                return row == true
+            }
+            try #require(takeable, "the frozen holder's lease never became takeable")
             let successor = try fleet.sync("successor", tree, timing)
             #expect(await successor.waitForExit(timeout: .seconds(90)) == 0, "\(successor.transcript)")
             let summary = try #require(successor.summary, "\(successor.transcript)")
@@ -286,8 +295,7 @@ import TestSupport
             #expect(runs == 1)
             let final = try await leaseRow()
             #expect(final.token == after.token, "the fenced coordinator must not touch the lease")
-            for worker in workers { worker.send(SIGTERM) }
-            for worker in workers { #expect(await worker.waitForExit(timeout: .seconds(30)) == 0, "\(worker.transcript)") }
+            #expect(await terminateWorkers(workers).allSatisfy { $0 == 0 }, "\(workers.map(\.transcript).joined(separator: "\n"))")
         } catch {
             Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
         }
@@ -314,8 +322,7 @@ import TestSupport
             print("fleet max_connections=4: \(String(format: "%.1f", summary.elapsed_seconds)) s, \(refusals) connections refused with 53300")
             #expect(refusals > 0, "no connection was refused: the test proves nothing")
             print("fleet max_connections=4: processes that logged 53300: \(fleet.all.filter { $0.stderr.contains("53300") }.map(\.name))")
-            for worker in workers { worker.send(SIGTERM) }
-            for worker in workers { #expect(await worker.waitForExit(timeout: .seconds(40)) == 0, "\(worker.transcript)") }
+            #expect(await terminateWorkers(workers, timeout: .seconds(40)).allSatisfy { $0 == 0 }, "\(workers.map(\.transcript).joined(separator: "\n"))")
         } catch {
             Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
         }
@@ -357,8 +364,7 @@ import TestSupport
             let stats = try await Self.checkpointStats(fleet, run: run)
             #expect(stats.checkpoints == files && stats.planned == files && stats.unplanned == 0, "\(stats)")
 
-            for worker in workers { worker.send(SIGTERM) }
-            for worker in workers { #expect(await worker.waitForExit(timeout: .seconds(30)) == 0, "\(worker.transcript)") }
+            #expect(await terminateWorkers(workers).allSatisfy { $0 == 0 }, "\(workers.map(\.transcript).joined(separator: "\n"))")
             // Each kill may cost the batch it had in flight (rolled back, redone), no more.
             let writes = try await Self.documentWrites(fleet)
             print("fleet repeated kills: \(writes) document writes for \(files) files; total \(String(format: "%.1f", seconds(since: started))) s")

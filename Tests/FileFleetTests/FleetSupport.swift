@@ -261,6 +261,18 @@ func difference(_ stored: [String: String], _ expected: [String: String]) -> Str
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
+/// Stops `filefleet worker`s as an operator would: SIGTERM to each once it has logged `started`
+/// (its signal handler is installed by then). Returns their exit statuses, nil for one still running.
+func terminateWorkers(_ workers: [FleetProcess], timeout: Duration = .seconds(30)) async -> [Int32?] {
+    _ = await fleetEventually(timeout: .seconds(60)) {
+        workers.allSatisfy { !$0.isRunning || $0.stderr.contains(" event=started ") }
+    }
+    for worker in workers { worker.send(SIGTERM) }
+    var statuses: [Int32?] = []
+    for worker in workers { statuses.append(await worker.waitForExit(timeout: timeout)) }
+    return statuses
+}
+
 func fleetEventually(timeout: Duration, every interval: Duration = .milliseconds(100),
                 _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout

@@ -107,9 +107,8 @@ struct FleetKafkaTests {
         try await producer.sendBatch((0..<40).map { KafkaRecord(topic: topic, key: "k\($0)", value: bytes("m\($0)")) })
         await producer.close()
 
-        async let fromA = receiveAll(a, for: .seconds(4))
-        async let fromB = receiveAll(b, for: .seconds(4))
-        let (ma, mb) = try await (fromA, fromB)
+        let received = try await receive([a, b], count: 40)
+        let (ma, mb) = (received[0], received[1])
         #expect(ma.count + mb.count == 40)
         #expect(Set(ma.map(\.topicPartition)).isSubset(of: a.assignment))
         #expect(Set(mb.map(\.topicPartition)).isSubset(of: b.assignment))
@@ -176,7 +175,7 @@ struct FleetKafkaTests {
         try consumer.pause([p0])
         try await producer.sendBatch((5..<10).map { KafkaRecord(topic: topic, partition: 0, key: nil, value: bytes("a\($0)")) })
         try await producer.sendBatch((0..<3).map { KafkaRecord(topic: topic, partition: 1, key: nil, value: bytes("b\($0)")) })
-        let whilePaused = try await receiveAll(consumer, for: .seconds(2))
+        let whilePaused = try await receive([consumer], count: 3)[0]
         #expect(whilePaused.map(\.topicPartition) == [p1, p1, p1], "only the unpaused partition")
 
         try consumer.resume([p0])
@@ -215,7 +214,8 @@ struct FleetKafkaTests {
 
     @Test func closeFlushesEverythingEnqueued() async throws {
         var (configuration, topic) = try await makeTopic(partitions: 3)
-        configuration.linger = .milliseconds(2000)   // so that the messages are still queued at close
+        configuration.linger = .seconds(20)   // so that the messages are still queued at close: flush must not wait for it
+        configuration.messageTimeout = .seconds(60)
         let producer = try KafkaProducer(configuration: configuration)
         let records = (0..<1000).map { KafkaRecord(topic: topic, key: "k\($0)", value: bytes("m\($0)")) }
         let batch = Task { try await producer.sendBatch(records) }
@@ -329,11 +329,16 @@ struct FleetKafkaTests {
         // The "worker": holds a polled batch in flight; on revocation it finishes and commits it.
         let inFlight = Mutex<[KafkaMessage]>([])
         let revocations = Mutex<[[KafkaTopicPartition]]>([])
+        let ownedDuringRevocation = Mutex<[Set<KafkaTopicPartition>]>([])
+        let commitErrors = Mutex<[any Error]>([])
         let box = Mutex<KafkaConsumer?>(nil)
         let a = try KafkaConsumer(configuration: configuration, group: group, topics: [topic]) { partitions in
             revocations.withLock { $0.append(partitions) }
+            let consumer = box.withLock { $0 }
+            // New work must not take up a partition whose revocation has started; work in flight still commits it.
+            ownedDuringRevocation.withLock { $0.append(consumer?.assignment ?? []) }
             let batch = inFlight.withLock { b in defer { b = [] }; return b }
-            try? await box.withLock { $0 }?.commit(batch)
+            do { try await consumer?.commit(batch) } catch { commitErrors.withLock { $0.append(error) } }
         }
         box.withLock { $0 = a }
         let batch = try await receive(a, count: 20)
@@ -344,12 +349,11 @@ struct FleetKafkaTests {
         #expect(await eventually { b.assignment.count == 1 && a.assignment.count == 1 })
         #expect(revocations.withLock { $0 }.first?.count == 2, "eager protocol revokes everything first")
         #expect(inFlight.withLock { $0 }.isEmpty)
+        #expect(ownedDuringRevocation.withLock { $0 }.first == [], "the revoked partitions were still listed")
+        #expect(commitErrors.withLock { $0 }.isEmpty, "\(commitErrors.withLock { $0 })")
 
         try await producer.sendBatch((20..<30).map { KafkaRecord(topic: topic, key: "k\($0)", value: bytes("m\($0)")) })
-        async let fromA = receiveAll(a, for: .seconds(3))
-        async let fromB = receiveAll(b, for: .seconds(3))
-        let (ma, mb) = try await (fromA, fromB)
-        let values = (ma + mb).map { String(decoding: $0.value!, as: UTF8.self) }
+        let values = try await receive([a, b], count: 10).joined().map { String(decoding: $0.value!, as: UTF8.self) }
         #expect(Set(values) == Set((20..<30).map { "m\($0)" }), "the committed 20 are not redelivered")
         #expect(values.count == 10)
         await producer.close()

@@ -36,6 +36,21 @@ func receive(_ consumer: KafkaConsumer, count: Int, within timeout: Duration = .
     return messages
 }
 
+/// Polls all `consumers` until `count` messages have come to them together (or `timeout`), then
+/// one second more to catch any extra; returns what each one received.
+func receive(_ consumers: [KafkaConsumer], count: Int, within timeout: Duration = .seconds(20)) async throws -> [[KafkaMessage]] {
+    var received = consumers.map { _ in [KafkaMessage]() }
+    var deadline = ContinuousClock.now + timeout
+    var settling = false
+    while ContinuousClock.now < deadline {
+        for (i, consumer) in consumers.enumerated() {
+            received[i] += try await consumer.poll(maxMessages: 1000, timeout: .milliseconds(100))
+        }
+        if !settling, received.joined().count >= count { (settling, deadline) = (true, .now + .seconds(1)) }
+    }
+    return received
+}
+
 /// Polls for `duration` and returns everything that came.
 func receiveAll(_ consumer: KafkaConsumer, for duration: Duration) async throws -> [KafkaMessage] {
     let deadline = ContinuousClock.now + duration

@@ -101,17 +101,17 @@ import Testing
     #expect(error.isRetryable)
 
     let attempts = Locked(0)
-    let freeOne = held.removeLast()
-    Task {
-        try await Task.sleep(for: .milliseconds(400))
-        await freeOne.close()
-    }
+    // A slot frees only after the first refusal: what gets through is a retry.
+    let freeOne = Locked<PostgresConnection?>(held.removeLast())
     let pool = PostgresPool(url: server.url, maxConnections: 1)
     let value = try await withRetry(
         RetryPolicy(maxAttempts: 20, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200), totalBudget: .seconds(15)),
         onRetry: { error, _, _ in
             #expect(error.code == .tooManyConnections)
             attempts.withLock { $0 += 1 }
+            if let connection = freeOne.withLock({ c in defer { c = nil }; return c }) {
+                Task { await connection.close() }
+            }
         }
     ) {
         try await pool.withConnection { try await $0.query("SELECT 9")[0].decode(Int.self, 0) }
@@ -233,16 +233,24 @@ import Testing
 @Test func cancelledTransactionRollsBackAndReturnsAUsableConnection() async throws {
     let (setup, schema) = try await schemaConnection()
     try await setup.execute("CREATE TABLE t (v int)")
-    await setup.close()
     let pool = PostgresPool(url: schema.url, maxConnections: 1)
     defer { Task { await pool.close() } }
     let task = Task {
         try await pool.withTransaction { tx in
             try await tx.execute("INSERT INTO t VALUES (1)")
-            try await tx.execute("SELECT pg_sleep(30)")
+            try await tx.execute("SELECT pg_sleep(30) /* pool cancel test */")
         }
     }
-    try await Task.sleep(for: .milliseconds(300))
+    // Cancelled mid-transaction: once the server is running the sleep.
+    let deadline = ContinuousClock.now + .seconds(20)
+    while ContinuousClock.now < deadline {
+        let sleeping = try await setup.query("""
+            SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30) /* pool cancel test */'
+            """)[0].decode(Int.self, 0)
+        if sleeping > 0 { break }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    await setup.close()
     task.cancel()
     await #expect(throws: CancellationError.self) { try await task.value }
     #expect(pool.stats == .init(idle: 1, leased: 0, opening: 0, waiting: 0))

@@ -106,7 +106,8 @@ public final class Worker: Sendable {
             guard !polled.isEmpty else { continue }
             gate.begin()
             defer { gate.end() }
-            // Partitions revoked between the poll and the gate go to their next owner.
+            // Partitions revoked between the poll and the gate go to their next owner: the consumer
+            // stops listing them before `onRevoke` waits for this gate, so this read cannot miss one.
             let owned = consumer.assignment
             let messages = polled.filter { owned.contains($0.topicPartition) }
             guard !messages.isEmpty else { continue }

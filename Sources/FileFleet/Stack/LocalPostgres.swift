@@ -34,8 +34,11 @@ public struct LocalPostgres: Sendable {
         if !fm.fileExists(atPath: dataDirectory + "/PG_VERSION") {
             // initdb into a scratch directory and rename it when complete: a process killed
             // halfway leaves no half-made cluster behind, only scratch the next attempt removes.
-            let scratch = directory + "/data.initdb"
-            try? fm.removeItem(atPath: scratch)
+            // Its initdb may outlive it and go on writing, so each attempt has a directory of its own.
+            let scratch = directory + "/data.initdb.\(getpid())"
+            for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix("data.initdb") {
+                try? fm.removeItem(atPath: directory + "/" + name)
+            }
             try? fm.removeItem(atPath: dataDirectory)
             try run("initdb", ["-D", scratch, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                                "--no-locale", "--no-sync", "--no-instructions"])
