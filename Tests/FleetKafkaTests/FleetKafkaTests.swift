@@ -264,7 +264,7 @@ struct FleetKafkaTests {
         try await admin.createTopic(topic, partitions: 1)
         var delivered: KafkaDelivery?
         var errors: [KafkaError] = []
-        for attempt in 0..<4 where delivered == nil {
+        for attempt in 0..<5 where delivered == nil {
             do {
                 delivered = try await producer.send(topic: topic, key: "k", value: bytes("after \(attempt)"))
             } catch let error as KafkaError {
@@ -273,7 +273,8 @@ struct FleetKafkaTests {
             }
         }
         #expect(delivered != nil, "\(errors)")
-        #expect(errors.count <= 1)
+        // Each timeout recreates the client; one recreation usually suffices, a slow restart may take two.
+        #expect(errors.count <= 2, "\(errors)")
         #expect(producer.clientsCreated == 1 + errors.count)
         await producer.close()
         try await broker.stop()

@@ -41,7 +41,8 @@ public struct LocalTansu: Sendable {
         try String(pid).write(toFile: pidFile, atomically: true, encoding: .utf8)
         try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
         let deadline = Date().addingTimeInterval(15)
-        while !Command.isListening(port: port) {
+        // Listening is not enough: another program may hold the port while this broker dies of it.
+        while !Command.isListening(port: port) || !Command.isAlive(pid) {
             guard Command.isAlive(pid), Date() < deadline else {
                 stop()
                 let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?.suffix(500) ?? ""
