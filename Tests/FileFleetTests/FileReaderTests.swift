@@ -109,6 +109,30 @@ private extension ScratchTree {
         #expect(tree.failure("sub/self/self/sneaky/secret.txt") == .escapesRoot)
     }
 
+    /// Swift's `String` sees `/` followed by a combining mark as one Character that is not `/`:
+    /// a reader that split by Characters would hand `../\u{301}secret` to the kernel as one name.
+    @Test func aCombiningMarkAfterASlashStillSeparates() throws {
+        let tree = try makeTree()
+        let mark = "\u{301}"
+        try tree.write("../outside/\(mark)secret.txt", secret)
+        try tree.write("../\(mark)secret.txt", secret)
+        try tree.link("rel.txt", to: "../\(mark)secret.txt")
+        try tree.link("deeper.txt", to: "../outside/../\(mark)secret.txt")
+        try tree.link("abs.txt", to: tree.outside + "/\(mark)secret.txt")
+        try tree.link("etc", to: tree.outside)
+        #expect(tree.failure("rel.txt") == .escapesRoot)
+        #expect(tree.failure("deeper.txt") == .escapesRoot)
+        #expect(tree.failure("abs.txt") == .escapesRoot)
+        #expect(tree.failure("etc/\(mark)secret.txt") == .escapesRoot)
+        // Inside the root, such names are ordinary files.
+        try tree.write("d/\(mark)note.md", "inside")
+        try tree.link("to-note.md", to: "d/\(mark)note.md")
+        try tree.link("abs-note.md", to: tree.root + "/d/\(mark)note.md")
+        #expect(tree.text("d/\(mark)note.md") == "inside")
+        #expect(tree.text("to-note.md") == "inside")
+        #expect(tree.text("abs-note.md") == "inside")
+    }
+
     @Test func symlinksInsideTheRootAreFollowed() throws {
         let tree = try makeTree()
         try tree.write("real/target.md", "target")
@@ -226,7 +250,7 @@ private extension ScratchTree {
         try tree.link("abs", to: tree.outside)
         try tree.link("a/loop", to: "loop")
         let parts = ["a", "b.md", "c.txt", "out", "in", "abs", "loop", "secret.txt", "outside", "..", ".", "", "/",
-                     "\u{0}", "é", " ", "\n", "a/b.md", "../outside/secret.txt", tree.outside]
+                     "\u{0}", "é", "\u{301}", " ", "\n", "a/b.md", "../outside/secret.txt", tree.outside]
         await propertyCheck(count: 800, input: Gen.int(in: 0...(parts.count - 1)).array(of: 0...8)) { picks in
             let path = picks.map { parts[$0] }.joined(separator: picks.count % 2 == 0 ? "/" : "")
             switch tree.read(path) {

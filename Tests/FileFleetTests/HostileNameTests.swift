@@ -18,10 +18,29 @@ import Testing
             let escaped = InvalidName.escaped(bytes)
             #expect(InvalidName.unescaped(escaped) == bytes)
             #expect(!escaped.utf8.contains(0) || bytes.contains(0))
-            if let valid = String(validating: bytes, as: UTF8.self), !valid.contains("\\") {
+            // Byte-wise: `contains("\\")` would miss a backslash that a combining mark joins.
+            if let valid = String(validating: bytes, as: UTF8.self), !bytes.contains(UInt8(ascii: "\\")) {
                 #expect(escaped == valid)
             }
         }
+    }
+
+    /// `/` or `.` followed by a combining mark is one Character to Swift's `String`; paths are
+    /// judged byte by byte, as the kernel does.
+    @Test func walkJudgesNamesThatStartWithACombiningMarkByTheirBytes() throws {
+        let tree = try ScratchTree("walk")
+        let mark = "\u{301}"
+        try tree.write("d/\(mark)x.md", "x")
+        try tree.write("d/.\(mark)hidden.md", "x")
+        try tree.write(".\(mark)dir/y.md", "x")
+        let (files, invalid) = try tree.walk()
+        #expect(invalid.isEmpty)
+        #expect(files.map { Array($0.path.utf8) } == [Array("d/\(mark)x.md".utf8)], "\(files.map(\.path))")
+        // A pattern without `/` also matches the file name.
+        let (named, _) = try tree.walk(PathFilter(includes: ["\(mark)x.md"]))
+        #expect(named.map { Array($0.path.utf8) } == [Array("d/\(mark)x.md".utf8)])
+        let (excluded, _) = try tree.walk(PathFilter(excludes: ["\(mark)*"]))
+        #expect(excluded.isEmpty, "\(excluded.map(\.path))")
     }
 
     @Test func walkReportsInvalidNamesEscapedAndFiltered() throws {

@@ -18,8 +18,9 @@ final class ScratchTree: Sendable {
     /// Writes `text` at `relative` under the root (`../` reaches outside it), creating directories.
     func write(_ relative: String, _ text: String) throws {
         let path = root + "/" + relative
-        try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        // The parent found byte-wise: Foundation's path functions miss a `/` that a combining mark follows.
+        let parent = String(decoding: path.utf8[..<path.utf8.lastIndex(of: UInt8(ascii: "/"))!], as: UTF8.self)
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
 

@@ -31,17 +31,18 @@ public struct PathFilter: Sendable {
         if excludes.contains(where: { Self.matches($0, directory) }) { return false }
         if !Self.isHidden(directory) { return true }
         // A hidden directory only when an include names something under it.
-        return includes.contains { $0.hasPrefix(directory + "/") || Self.matches($0, directory) }
+        return includes.contains { RelativePath.hasPrefix($0, directory + "/") || Self.matches($0, directory) }
     }
 
+    /// Byte-wise, like everything about paths (`RelativePath.components`).
     static func isHidden(_ path: String) -> Bool {
-        path.split(separator: "/").contains { $0.hasPrefix(".") }
+        RelativePath.components(path[...]).contains { $0.utf8.first == UInt8(ascii: ".") }
     }
 
     static func matches(_ pattern: String, _ path: String) -> Bool {
         if fnmatch(pattern, path, 0) == 0 { return true }
-        guard !pattern.contains("/"), let slash = path.lastIndex(of: "/") else { return false }
-        return fnmatch(pattern, String(path[path.index(after: slash)...]), 0) == 0
+        guard !pattern.utf8.contains(UInt8(ascii: "/")), path.utf8.contains(UInt8(ascii: "/")) else { return false }
+        return fnmatch(pattern, String(RelativePath.fileName(path)), 0) == 0
     }
 }
 
@@ -110,7 +111,9 @@ public struct DirectoryWalker {
         guard let real = realpath(absolute, nil) else { return nil }
         defer { free(real) }
         let resolved = String(cString: real)
-        return resolved == realRoot || resolved.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") ? nil : target
+        let inside = resolved.utf8.elementsEqual(realRoot.utf8)
+            || RelativePath.hasPrefix(resolved, realRoot == "/" ? "/" : realRoot + "/")
+        return inside ? nil : target
     }
 
     private var realRoot: String {

@@ -157,7 +157,7 @@ public struct GitPlanner: Sendable {
         try repo.listFiles { path in
             plan.listed += 1
             guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
-            guard filter.includesFile(name), !name.hasSuffix("/") else { return }
+            guard filter.includesFile(name), name.utf8.last != UInt8(ascii: "/") else { return }
             var info = stat()
             let exists = lstat(repo.root + "/" + name, &info) == 0
             if exists && info.st_mode & S_IFMT == S_IFDIR { return }

@@ -76,14 +76,15 @@ private struct Walk {
     }
 
     mutating func push(_ path: Substring) {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        for part in parts.reversed() where part != "." { pending.append(String(part)) }
+        for part in RelativePath.components(path).reversed() where !part.utf8.elementsEqual(".".utf8) {
+            pending.append(part)
+        }
     }
 
     mutating func read(_ relativePath: String, maxBytes: Int) throws(ReadFailure) -> SourceFile {
         push(relativePath[...])
         while let name = pending.popLast() {
-            if name == ".." {
+            if name.utf8.elementsEqual("..".utf8) {
                 guard !stack.isEmpty else { throw .escapesRoot }
                 stack.removeLast()
                 try reopenStack()
@@ -145,7 +146,7 @@ private struct Walk {
         guard n >= 0 else { throw FileReader.failure(errno: errno) }
         let target = String(decoding: buffer[..<n], as: UTF8.self)
         guard !target.isEmpty else { throw .vanished }
-        if target.hasPrefix("/") {
+        if target.utf8.first == UInt8(ascii: "/") {
             guard let inside = Self.insideRoot(target, root: root) else { throw .escapesRoot }
             closeCurrent()
             stack.removeAll()
@@ -164,16 +165,18 @@ private struct Walk {
             free(real)
         }
         for prefix in prefixes {
-            if target == prefix { return ""[...] }
-            if target.hasPrefix(prefix + "/") { return target.dropFirst(prefix.utf8.count + 1) }
+            if target.utf8.elementsEqual(prefix.utf8) { return ""[...] }
+            if RelativePath.hasPrefix(target, prefix + "/") {
+                return Substring(target.utf8.dropFirst(prefix.utf8.count + 1))
+            }
         }
         return nil
     }
 
     private static func trimmedSlashes(_ path: String) -> String {
-        var path = path[...]
-        while path.count > 1, path.hasSuffix("/") { path = path.dropLast() }
-        return path == "/" ? "" : String(path)
+        var bytes = path.utf8[...]
+        while bytes.count > 1, bytes.last == UInt8(ascii: "/") { bytes = bytes.dropLast() }
+        return bytes.elementsEqual("/".utf8) ? "" : String(Substring(bytes))
     }
 
     /// After a `..`: open the remaining directories again from the root, refusing any that became a link.

@@ -29,6 +29,19 @@ public enum RelativePath {
         return true
     }
 
+    /// The `/`-separated components of `path`, split byte by byte, empty ones left out. Never
+    /// `String.split(separator: "/")`: to it, `/` followed by a combining mark (`/\u{301}`) is one
+    /// Character that is not `/`, while the kernel sees a separator there.
+    static func components(_ path: Substring) -> [String] {
+        path.utf8.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Whether `path` starts with the bytes of `prefix` (`hasPrefix` compares Characters, by
+    /// canonical equivalence: `café` NFC and NFD are different directories on disk).
+    static func hasPrefix(_ path: some StringProtocol, _ prefix: String) -> Bool {
+        path.utf8.starts(with: prefix.utf8)
+    }
+
     /// The last component, e.g. `notes/Plan.v2.md` → `Plan.v2.md`.
     public static func fileName(_ path: String) -> Substring {
         guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path[...] }
