@@ -88,7 +88,7 @@ struct Sync: AsyncParsableCommand {
         options.lease = LeaseTiming(heartbeat: beat, ttl: try seconds(leaseTtl, "--lease-ttl") ?? .seconds(30),
                                     grace: try seconds(takeoverGrace, "--takeover-grace"))
         options.stallWindow = try seconds(stallWindow, "--stall-window") ?? options.stallWindow
-        if let sourceId, sourceId.isEmpty || sourceId.contains("/") {
+        if let sourceId, sourceId.isEmpty || sourceId.utf8.contains(UInt8(ascii: "/")) {
             throw UsageError("--source-id must be non-empty and without '/'")
         }
         return options

@@ -55,6 +55,12 @@ import TestSupport
         return last
     }
 
+    /// `event=refused` lines so far (one per refused message).
+    static func refusalLines(_ worker: FleetProcess) -> Int {
+        worker.stderr.components(separatedBy: " event=refused ").count - 1
+    }
+
+    /// The refusals a stopped worker counted.
     static func refusedCount(_ worker: FleetProcess) -> Int {
         // `… event=stopped … refused=N …`
         guard let line = worker.stderr.split(separator: "\n").last(where: { $0.contains(" event=stopped ") }),
@@ -116,7 +122,7 @@ import TestSupport
             #expect(workers[1].isRunning && workers[2].isRunning, "\(workers[1].transcript)\n\(workers[2].transcript)")
             // The garbage sits behind the run's last messages: wait until the survivors have refused it.
             _ = await fleetEventually(timeout: .seconds(60)) {
-                workers.dropFirst().map { $0.stderr.components(separatedBy: " event=refused ").count - 1 }.reduce(0, +) >= forged.count
+                workers.dropFirst().map(Self.refusalLines).reduce(0, +) >= forged.count
             }
             let survivors = Array(workers.dropFirst())
             #expect(await terminateWorkers(survivors) == [0, 0], "\(survivors.map(\.transcript).joined(separator: "\n"))")
@@ -223,7 +229,8 @@ import TestSupport
         defer { tree.remove() }
         let fleet = try await Fleet()
         // A long grace, so that the early contender below has time to start up and be turned away.
-        let timing = ["--heartbeat", "1", "--lease-ttl", "3", "--takeover-grace", "10"]
+        let grace = 10
+        let timing = ["--heartbeat", "1", "--lease-ttl", "3", "--takeover-grace", String(grace)]
         let lease = "sync:" + tree.sourceID
         @Sendable func leaseRow() async throws -> (holder: String?, token: Int64) {
             try await fleet.query { c in
@@ -256,7 +263,7 @@ import TestSupport
             let takeable = await fleetEventually(timeout: .seconds(30)) {
                 let row = try? await fleet.query { c in
                     try await c.query("""
-                        SELECT expires_at < now() AND heartbeat_at < now() - interval '10 seconds'
+                        SELECT expires_at < now() AND heartbeat_at < now() - make_interval(secs => \(grace))
                           FROM \(unescaped: Self.schema.leases) WHERE name = \(lease)
                         """)[0].decode(Bool.self, 0)
                 }

@@ -260,7 +260,6 @@ func difference(_ stored: [String: String], _ expected: [String: String]) -> Str
         "extra \(extra.count) \(extra.prefix(5)); wrong hash \(wrong.count) \(wrong.prefix(5))"
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
 /// Stops `filefleet worker`s as an operator would: SIGTERM to each once it has logged `started`
 /// (its signal handler is installed by then). Returns their exit statuses, nil for one still running.
 func terminateWorkers(_ workers: [FleetProcess], timeout: Duration = .seconds(30)) async -> [Int32?] {
@@ -273,6 +272,7 @@ func terminateWorkers(_ workers: [FleetProcess], timeout: Duration = .seconds(30
     return statuses
 }
 
+/// Polls `condition` until it holds or `timeout` passes.
 func fleetEventually(timeout: Duration, every interval: Duration = .milliseconds(100),
                 _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout

@@ -220,7 +220,9 @@ struct FleetKafkaTests {
         let records = (0..<1000).map { KafkaRecord(topic: topic, key: "k\($0)", value: bytes("m\($0)")) }
         let batch = Task { try await producer.sendBatch(records) }
         #expect(await eventually { producer.outstandingMessages == 1000 })
+        let closing = ContinuousClock.now
         await producer.close()
+        #expect(ContinuousClock.now - closing < .seconds(10), "close waited for the linger")
         try await batch.value   // every delivery report was a success
 
         let consumer = try KafkaConsumer(configuration: configuration, group: TestEnvironment.uniqueName("group"), topics: [topic])

@@ -242,15 +242,16 @@ import Testing
         }
     }
     // Cancelled mid-transaction: once the server is running the sleep.
+    var sleeping = false
     let deadline = ContinuousClock.now + .seconds(20)
-    while ContinuousClock.now < deadline {
-        let sleeping = try await setup.query("""
+    while !sleeping, ContinuousClock.now < deadline {
+        sleeping = try await setup.query("""
             SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30) /* pool cancel test */'
-            """)[0].decode(Int.self, 0)
-        if sleeping > 0 { break }
-        try await Task.sleep(for: .milliseconds(20))
+            """)[0].decode(Int.self, 0) > 0
+        if !sleeping { try await Task.sleep(for: .milliseconds(20)) }
     }
     await setup.close()
+    try #require(sleeping, "the transaction never reached its sleep")
     task.cancel()
     await #expect(throws: CancellationError.self) { try await task.value }
     #expect(pool.stats == .init(idle: 1, leased: 0, opening: 0, waiting: 0))

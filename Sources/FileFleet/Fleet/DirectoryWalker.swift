@@ -110,10 +110,7 @@ public struct DirectoryWalker {
         if target.st_mode & S_IFMT == S_IFREG { return target }
         guard let real = realpath(absolute, nil) else { return nil }
         defer { free(real) }
-        let resolved = String(cString: real)
-        let inside = resolved.utf8.elementsEqual(realRoot.utf8)
-            || RelativePath.hasPrefix(resolved, realRoot == "/" ? "/" : realRoot + "/")
-        return inside ? nil : target
+        return RelativePath.below(String(cString: real), root: realRoot) == nil ? target : nil
     }
 
     private var realRoot: String {

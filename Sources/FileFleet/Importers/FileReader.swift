@@ -159,24 +159,10 @@ private struct Walk {
     /// The part of an absolute symlink target below the root, compared with the root as configured
     /// and with its real path; nil when the target is elsewhere.
     private static func insideRoot(_ target: String, root: String) -> Substring? {
-        var prefixes = [trimmedSlashes(root)]
-        if let real = realpath(root, nil) {
-            prefixes.append(trimmedSlashes(String(cString: real)))
-            free(real)
-        }
-        for prefix in prefixes {
-            if target.utf8.elementsEqual(prefix.utf8) { return ""[...] }
-            if RelativePath.hasPrefix(target, prefix + "/") {
-                return Substring(target.utf8.dropFirst(prefix.utf8.count + 1))
-            }
-        }
-        return nil
-    }
-
-    private static func trimmedSlashes(_ path: String) -> String {
-        var bytes = path.utf8[...]
-        while bytes.count > 1, bytes.last == UInt8(ascii: "/") { bytes = bytes.dropLast() }
-        return bytes.elementsEqual("/".utf8) ? "" : String(Substring(bytes))
+        if let inside = RelativePath.below(target, root: root) { return inside }
+        guard let real = realpath(root, nil) else { return nil }
+        defer { free(real) }
+        return RelativePath.below(target, root: String(cString: real))
     }
 
     /// After a `..`: open the remaining directories again from the root, refusing any that became a link.

@@ -42,6 +42,18 @@ public enum RelativePath {
         path.utf8.starts(with: prefix.utf8)
     }
 
+    /// What of the absolute `path` lies below the directory `root` (`""` for the root itself), byte
+    /// by byte; nil when `path` is elsewhere. `/a/bc` is not below `/a/b`; everything is below `/`.
+    static func below(_ path: String, root: String) -> Substring? {
+        var root = root.utf8[...]
+        while root.last == UInt8(ascii: "/") { root = root.dropLast() }  // `/` becomes empty
+        guard path.utf8.starts(with: root) else { return nil }
+        let rest = path.utf8.dropFirst(root.count)
+        if rest.isEmpty { return ""[...] }
+        guard rest.first == UInt8(ascii: "/") else { return nil }
+        return Substring(rest.dropFirst())
+    }
+
     /// The last component, e.g. `notes/Plan.v2.md` → `Plan.v2.md`.
     public static func fileName(_ path: String) -> Substring {
         guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path[...] }

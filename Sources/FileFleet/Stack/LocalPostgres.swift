@@ -31,14 +31,14 @@ public struct LocalPostgres: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         if Command.isRoot { try Command.run("/bin/chown", ["-R", "postgres:postgres", directory]) }
+        // initdb into a scratch directory and rename it when complete: a process killed halfway
+        // leaves no half-made cluster behind, only scratch that is removed here. Its initdb may
+        // outlive it and go on writing, so each attempt has a directory of its own.
+        for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix("data.initdb") {
+            try? fm.removeItem(atPath: directory + "/" + name)
+        }
         if !fm.fileExists(atPath: dataDirectory + "/PG_VERSION") {
-            // initdb into a scratch directory and rename it when complete: a process killed
-            // halfway leaves no half-made cluster behind, only scratch the next attempt removes.
-            // Its initdb may outlive it and go on writing, so each attempt has a directory of its own.
-            let scratch = directory + "/data.initdb.\(getpid())"
-            for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix("data.initdb") {
-                try? fm.removeItem(atPath: directory + "/" + name)
-            }
+            let scratch = directory + "/data.initdb.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
             try? fm.removeItem(atPath: dataDirectory)
             try run("initdb", ["-D", scratch, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                                "--no-locale", "--no-sync", "--no-instructions"])

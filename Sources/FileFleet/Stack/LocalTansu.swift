@@ -31,6 +31,8 @@ public struct LocalTansu: Sendable {
     /// Starts the broker on `port` in the background and waits until it accepts connections.
     public func start(port: Int) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A port another program holds would look like this broker listening.
+        guard !Command.isListening(port: port) else { throw StackError("port \(port) is already in use") }
         let url = "tcp://127.0.0.1:\(port)"
         var environment = ProcessInfo.processInfo.environment
         for key in ["STORAGE_ENGINE", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID"] {
@@ -41,8 +43,7 @@ public struct LocalTansu: Sendable {
         try String(pid).write(toFile: pidFile, atomically: true, encoding: .utf8)
         try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
         let deadline = Date().addingTimeInterval(15)
-        // Listening is not enough: another program may hold the port while this broker dies of it.
-        while !Command.isListening(port: port) || !Command.isAlive(pid) {
+        while !Command.isListening(port: port) {
             guard Command.isAlive(pid), Date() < deadline else {
                 stop()
                 let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?.suffix(500) ?? ""
