@@ -31,7 +31,9 @@ public struct LocalTansu: Sendable {
     /// Starts the broker on `port` in the background and waits until it accepts connections.
     public func start(port: Int) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // A port another program holds would look like this broker listening.
+        // A port another program holds would look like this broker listening (a broker just
+        // stopped may hold it a moment longer).
+        for _ in 0..<100 where Command.isListening(port: port) { usleep(50_000) }
         guard !Command.isListening(port: port) else { throw StackError("port \(port) is already in use") }
         let url = "tcp://127.0.0.1:\(port)"
         var environment = ProcessInfo.processInfo.environment
@@ -53,12 +55,13 @@ public struct LocalTansu: Sendable {
         }
     }
 
-    /// SIGTERM, then SIGKILL after two seconds.
+    /// SIGTERM, then SIGKILL after two seconds; returns once the broker is gone.
     public func stop() {
         guard let pid = runningPID else { return }
         kill(pid, SIGTERM)
         for _ in 0..<100 where Command.isAlive(pid) { usleep(20_000) }
         if Command.isAlive(pid) { kill(pid, SIGKILL) }
+        for _ in 0..<250 where Command.isAlive(pid) { usleep(20_000) }
         var status: Int32 = 0
         waitpid(pid, &status, WNOHANG)  // reap it if it was our child
         try? FileManager.default.removeItem(atPath: pidFile)
