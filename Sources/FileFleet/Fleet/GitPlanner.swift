@@ -54,15 +54,10 @@ public struct GitPlanner: Sendable {
         }
         guard !forceFull, let bookmark, let pin, reachable else {
             // The stored side, held once: path → (size, mtime µs).
-            var stored: [ExactPath: (Int64, Int64)] = [:]
-            for row in try await c.query("""
+            let known = try await Self.sizesAndMtimes(c.query("""
                 SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint
                   FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
-                """) {
-                stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
-            }
-            let known = stored
-            stored.removeAll()
+                """))
             return try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
                 try Self.fullPlan(repo, pin: pin, filter: filter, stored: known, failed: failed)
             }
@@ -84,15 +79,11 @@ public struct GitPlanner: Sendable {
     private func unchangedPaths(_ paths: [String], sourceID: String, root: String, failed: Set<ExactPath>,
                                 on c: PostgresConnection) async throws -> Set<ExactPath> {
         guard !paths.isEmpty else { return [] }
-        var stored: [ExactPath: (Int64, Int64)] = [:]
-        for row in try await c.query("""
+        let known = try await Self.sizesAndMtimes(c.query("""
             SELECT d.path, d.size, (extract(epoch FROM d.mtime) * 1000000)::bigint
               FROM unnest(\(paths)::text[]) AS q(path)
               JOIN \(unescaped: schema.documents) d ON d.source_id = \(sourceID) AND d.path = q.path
-            """) {
-            stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
-        }
-        let known = stored
+            """))
         return try await runBlocking {
             Set(paths.map(ExactPath.init).filter { path in
                 guard !failed.contains(path), let row = known[path] else { return false }
@@ -100,6 +91,15 @@ public struct GitPlanner: Sendable {
                 return lstat(root + "/" + path.path, &info) == 0 && Self.isUnchanged(info, stored: row)
             })
         }
+    }
+
+    /// Rows of (path, size, mtime µs), keyed by path.
+    private static func sizesAndMtimes(_ rows: some Sequence<PostgresRow>) throws -> [ExactPath: (Int64, Int64)] {
+        var stored: [ExactPath: (Int64, Int64)] = [:]
+        for row in rows {
+            stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
+        }
+        return stored
     }
 
     /// A file on disk (not a directory) whose size and mtime are the stored row's.

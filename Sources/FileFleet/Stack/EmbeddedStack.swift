@@ -58,7 +58,7 @@ public struct EmbeddedStack: Sendable {
                 }
             }
             let broker = tansu
-            if broker.runningPID != nil, broker.brokers.map({ !Self.accepts($0) }) ?? true {
+            if broker.runningPID != nil, !broker.waitUntilAccepting() {
                 broker.stop()
             }
             if broker.runningPID == nil {
@@ -71,15 +71,6 @@ public struct EmbeddedStack: Sendable {
             guard let endpoints = running else { throw StackError("the embedded stack in \(stateDirectory) did not come up") }
             return endpoints
         }
-    }
-
-    static func accepts(_ brokers: String) -> Bool {
-        guard let port = brokers.split(separator: ":").last.flatMap({ Int($0) }) else { return false }
-        for _ in 0..<100 {
-            if Command.isListening(port: port) { return true }
-            usleep(50_000)
-        }
-        return false
     }
 
     /// Stops both servers; the data stays in the state directory.

@@ -65,13 +65,7 @@ public struct LocalPostgres: Sendable {
     /// connections on its port; false if it does not within `seconds`.
     public func waitUntilAccepting(seconds: Double = 30) -> Bool {
         guard let port else { return false }
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if Command.isListening(port: port) { return true }
-            guard runningPID != nil else { return false }
-            usleep(50_000)
-        }
-        return false
+        return Command.waitForPort(port, seconds: seconds) { runningPID != nil }
     }
 
     public func restart() throws {

@@ -14,9 +14,21 @@ public struct LocalTansu: Sendable {
 
     /// `127.0.0.1:PORT` of the running broker, if one is alive.
     public var brokers: String? {
-        guard runningPID != nil, let text = try? String(contentsOfFile: portFile, encoding: .utf8),
-              let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+        guard runningPID != nil, let port else { return nil }
         return "127.0.0.1:\(port)"
+    }
+
+    /// The port the broker was last started on.
+    var port: Int? {
+        guard let text = try? String(contentsOfFile: portFile, encoding: .utf8) else { return nil }
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Waits until a running broker (say, one a killed process had just started) accepts
+    /// connections on its port; false if it does not within `seconds`.
+    public func waitUntilAccepting(seconds: Double = 5) -> Bool {
+        guard let port else { return false }
+        return Command.waitForPort(port, seconds: seconds) { runningPID != nil }
     }
 
     public var runningPID: Int32? {
@@ -33,8 +45,7 @@ public struct LocalTansu: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // A port another program holds would look like this broker listening (a broker just
         // stopped may hold it a moment longer).
-        for _ in 0..<100 where Command.isListening(port: port) { usleep(50_000) }
-        guard !Command.isListening(port: port) else { throw StackError("port \(port) is already in use") }
+        guard Command.waitForPort(port, listening: false, seconds: 5) else { throw StackError("port \(port) is already in use") }
         let url = "tcp://127.0.0.1:\(port)"
         var environment = ProcessInfo.processInfo.environment
         for key in ["STORAGE_ENGINE", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID"] {
@@ -44,14 +55,10 @@ public struct LocalTansu: Sendable {
                                      "--storage-engine", "memory://tansu/"], environment: environment, output: logFile)
         try String(pid).write(toFile: pidFile, atomically: true, encoding: .utf8)
         try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
-        let deadline = Date().addingTimeInterval(15)
-        while !Command.isListening(port: port) {
-            guard Command.isAlive(pid), Date() < deadline else {
-                stop()
-                let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?.suffix(500) ?? ""
-                throw StackError("the Tansu broker did not start on port \(port): \(tail)")
-            }
-            usleep(20_000)
+        guard Command.waitForPort(port, seconds: 15, while: { Command.isAlive(pid) }) else {
+            stop()
+            let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?.suffix(500) ?? ""
+            throw StackError("the Tansu broker did not start on port \(port): \(tail)")
         }
     }
 

@@ -118,6 +118,18 @@ public enum Command {
     }
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    /// Waits up to `seconds` until something listens on `port` (with `listening: false`, until
+    /// nothing does), giving up early once `alive` turns false; returns whether it came to that.
+    public static func waitForPort(_ port: Int, listening: Bool = true, seconds: Double,
+                                   while alive: () -> Bool = { true }) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if isListening(port: port) == listening { return true }
+            guard alive(), Date() < deadline else { return false }
+            usleep(20_000)
+        }
+    }
+
     public static func isListening(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
