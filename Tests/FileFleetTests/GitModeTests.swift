@@ -142,6 +142,32 @@ import TestSupport
         #expect(fourth.status == .completed && fourth.planned == 0)
     }
 
+    /// Tracked links as in a directory walk: a link to a directory is not followed and not a
+    /// failure, a dangling link is not a file (no `deleted` unless a row existed), and a pending
+    /// uncommitted deletion is counted `deleted` once, on the run that removed the row.
+    @Test func gitLinksToDirectoriesAndDanglingLinksAreNotFilesAndDeletedCountsRows() async throws {
+        try repo.write("pages/index.md", "# Index\n")
+        try repo.write("gone.md", "# Gone soon\n")
+        try FileManager.default.createSymbolicLink(atPath: repo.root + "/pages.en", withDestinationPath: "pages")
+        try FileManager.default.createSymbolicLink(atPath: repo.root + "/dangling.md", withDestinationPath: "nowhere.md")
+        try repo.git("add", "-A")
+        try repo.commit("links")
+
+        let first = try await sync()
+        #expect(first.status == .completed)
+        #expect(first.failed == 0 && first.deleted == 0)
+        #expect(try await query("SELECT count(*) FROM \(schema.failures)")[0].decode(Int.self, 0) == 0)
+        #expect(Set(try await documents().keys) == ["pages/index.md", "gone.md"])
+
+        // Deleted on disk, not committed: the row goes once and is counted once.
+        try FileManager.default.removeItem(atPath: repo.root + "/gone.md")
+        let second = try await sync()
+        #expect(second.status == .completed && second.deleted == 1)
+        let third = try await sync()
+        #expect(third.status == .completed && third.deleted == 0 && third.failed == 0)
+        #expect(Set(try await documents().keys) == ["pages/index.md"])
+    }
+
     /// Size and mtime skip only what `git status` shows: an edit that kept both (rewritten within
     /// one mtime tick of its import) is still imported once it is committed.
     @Test func gitCommittedEditIsImportedEvenWithTheOldSizeAndMtime() async throws {

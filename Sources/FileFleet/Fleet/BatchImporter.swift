@@ -153,6 +153,10 @@ final class BatchImporter: Sendable {
                 return .document(document, mtimeMicros: file.mtimeMicros)
             } catch .vanished {
                 return .vanished
+            } catch .notAFile where isSymbolicLink(path, root: run.root) {
+                // A link to a directory or a special file is not a file of the source, as in a
+                // directory walk (docs/hostile-input.md): git mode lists tracked links too.
+                return .vanished
             } catch {
                 if case .unreadable = error, attempt < run.maxAttempts {
                     attempt += 1
@@ -162,5 +166,10 @@ final class BatchImporter: Sendable {
                 return .failed(reason: error.reason, message: error.description, attempts: attempt)
             }
         }
+    }
+
+    private static func isSymbolicLink(_ path: String, root: String) -> Bool {
+        var info = stat()
+        return lstat(root + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
     }
 }

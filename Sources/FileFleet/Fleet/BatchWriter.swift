@@ -58,10 +58,16 @@ struct BatchWriter: Sendable {
                     }
                     succeeded.append(path)
                 case .vanished:
-                    deletions.append(path)
+                    // `deleted` counts rows removed: a path that never had a row changes nothing.
                     succeeded.append(path)
-                    counts.deleted += 1
-                    checkpointOutcomes.append("deleted")
+                    if stored[ExactPath(path)] != nil {
+                        deletions.append(path)
+                        counts.deleted += 1
+                        checkpointOutcomes.append("deleted")
+                    } else {
+                        counts.unchanged += 1
+                        checkpointOutcomes.append("unchanged")
+                    }
                 case .failed(let reason, let message, let attempts):
                     failures.append((path, reason, message, attempts))
                     counts.failed += 1
