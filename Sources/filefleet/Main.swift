@@ -8,8 +8,8 @@ enum Main {
     static func main() async {
         guard LibRdKafka.isSupported else {
             FileHandle.standardError.write(Data("""
-                filefleet: librdkafka \(LibRdKafka.versionString) is loaded, but FileFleet needs 2.8 or newer: \
-                run scripts/setup (it builds 2.8.0 into /usr/local) or point LD_LIBRARY_PATH at a librdkafka ≥ 2.8\n
+                filefleet: librdkafka \(LibRdKafka.versionString) is loaded, but FileFleet needs 2.10.1 or newer: \
+                run scripts/setup (it builds 2.14.2 into /usr/local) or point LD_LIBRARY_PATH at a librdkafka ≥ 2.10.1\n
                 """.utf8))
             exit(ExitCode.usage.rawValue)
         }

@@ -20,6 +20,8 @@ struct Sync: AsyncParsableCommand {
     @Option(help: "In-process workers (default: 0 with Postgres and Kafka configured, the cores in embedded mode).")
     var workers: Int?
     @Flag(help: "Print the summary as one JSON object, the last line of stdout.") var json = false
+    @Flag(help: "Allow a run to delete more than half of the source's documents (refused otherwise: an unmounted volume looks like that).")
+    var allowMassDelete = false
     @Option(help: "Files larger than this are quarantined (default: 64 MiB).") var maxFileBytes: Int?
     @Option(help: "Attempts before a failing file is quarantined (default: 3).") var maxAttempts: Int?
     @Option(help: "Lease heartbeat interval in seconds (default: 5).") var heartbeat: Double?
@@ -70,6 +72,7 @@ struct Sync: AsyncParsableCommand {
         var options = SyncOptions()
         options.sourceID = sourceId
         options.includes = include
+        options.allowMassDelete = allowMassDelete
         options.excludes = exclude
         if let maxFileBytes {
             guard maxFileBytes > 0 else { throw UsageError("--max-file-bytes must be positive") }

@@ -23,8 +23,9 @@ import TestSupport
 
     // MARK: Helpers
 
-    func sync(workers: Int = 2, excludes: [String] = []) async throws -> SyncSummary {
+    func sync(workers: Int = 2, excludes: [String] = [], allowMassDelete: Bool = false) async throws -> SyncSummary {
         var options = SyncOptions()
+        options.allowMassDelete = allowMassDelete
         options.workers = workers
         options.excludes = excludes
         options.pollInterval = .milliseconds(100)
@@ -294,6 +295,42 @@ import TestSupport
 
         let rerun = try await sync()
         #expect(rerun.status == .completed && rerun.planned == 0)
+    }
+
+    /// SPEC §6.13 for the listing fallback: a rewrite to a nearly empty tree needs the flag; a
+    /// commit that deletes the files is the user's word and needs none.
+    @Test func gitListingFallbackThatEmptiesTheSourceNeedsTheFlag() async throws {
+        for i in 0..<20 { try repo.write("f\(i).md", "# \(i)\n") }
+        try repo.commit("initial")
+        #expect(try await sync().status == .completed)
+        let old = try repo.head()
+
+        try repo.git("checkout", "-q", "--orphan", "fresh")
+        try repo.git("rm", "-q", "-r", "-f", ".")
+        try repo.write("only.md", "# only\n")
+        try repo.commit("fresh start")
+        try repo.git("branch", "-q", "-D", "main")
+        try repo.git("reflog", "expire", "--expire=now", "--all")
+        try repo.git("gc", "-q", "--prune=now")
+        #expect(throws: (any Error).self) { try repo.git("cat-file", "-e", "\(old)^{commit}") }
+
+        let refusal = await #expect(throws: UsageError.self) { try await sync() }
+        #expect(refusal?.description.contains("refusing to delete 20 of 20 stored documents") == true,
+                "\(String(describing: refusal))")
+        #expect(try await documents().count == 20)
+
+        let allowed = try await sync(allowMassDelete: true)
+        #expect(allowed.status == .completed && allowed.deleted == 20 && allowed.imported == 1, "\(allowed.json())")
+        try await expectTableEqualsWorkTree()
+
+        // Deleting by commit is not a listing fallback: no flag needed.
+        for i in 0..<15 { try repo.write("g\(i).md", "# \(i)\n") }
+        try repo.commit("more")
+        #expect(try await sync().imported == 15)
+        try repo.git("rm", "-q", "-r", ".")
+        try repo.commit("delete all")
+        #expect(try await sync().deleted == 16)
+        try await expectTableEqualsWorkTree()
     }
 
     @Test func gitRewriteDiscardsAnOpenRunWhosePinIsGone() async throws {

@@ -69,8 +69,10 @@ struct HostileFleet: Sendable {
 
     func settings() -> FleetSettings { environment.fleetSettings(schema: schema) }
 
-    func sync(_ root: String, sourceID: String, maxFileBytes: Int, maxAttempts: Int) async throws -> SyncSummary {
+    func sync(_ root: String, sourceID: String, maxFileBytes: Int = 1 << 20, maxAttempts: Int = 3,
+              allowMassDelete: Bool = false) async throws -> SyncSummary {
         var options = SyncOptions()
+        options.allowMassDelete = allowMassDelete
         options.sourceID = sourceID
         options.workers = 2
         options.maxFileBytes = maxFileBytes

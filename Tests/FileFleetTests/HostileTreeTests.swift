@@ -136,6 +136,40 @@ import Testing
         #expect(try await fleet.unplannedCheckpoints() == 0)
     }
 
+    /// SPEC §6.13: an emptied (unmounted) source directory does not delete the source's documents.
+    @Test func massDeletionIsRefusedWithoutTheFlag() async throws {
+        let fleet = try await HostileFleet()
+        let tree = try HostileBase("mass-delete")
+        let paths = (0..<24).map { "dir-\($0 % 3)/note-\($0).md" }
+        for path in paths { try tree.write(path, "# \(path)\n") }
+        #expect(try await fleet.sync(tree.root, sourceID: "mount").status == .completed)
+
+        // Half of them gone is allowed: 12 of 24 is not more than half.
+        for path in paths.prefix(12) { try tree.remove(path) }
+        let half = try await fleet.sync(tree.root, sourceID: "mount")
+        #expect(half.status == .completed && half.deleted == 12, "\(half.json())")
+
+        // The rest gone, as an unmounted volume looks: refused, naming the counts and the flag.
+        for dir in ["dir-0", "dir-1", "dir-2"] { try tree.remove(dir) }
+        let refusal = await #expect(throws: UsageError.self) { try await fleet.sync(tree.root, sourceID: "mount") }
+        #expect(refusal?.description.contains("refusing to delete 12 of 12 stored documents") == true, "\(String(describing: refusal))")
+        #expect(refusal?.description.contains("--allow-mass-delete") == true)
+        #expect(try await fleet.documents().paths.count == 12)
+        #expect(try await fleet.withConnection { c in
+            try await FleetDB.int("SELECT count(*) FROM \(fleet.schema.runs) WHERE state = 'running'", on: c)
+        } == 0)
+
+        let allowed = try await fleet.sync(tree.root, sourceID: "mount", allowMassDelete: true)
+        #expect(allowed.status == .completed && allowed.deleted == 12, "\(allowed.json())")
+        #expect(try await fleet.documents().paths.isEmpty)
+
+        // Under the floor a small source may be emptied without the flag.
+        for i in 0..<10 { try tree.write("small-\(i).md", "# \(i)\n") }
+        #expect(try await fleet.sync(tree.root, sourceID: "mount").imported == 10)
+        for i in 0..<10 { try tree.remove("small-\(i).md") }
+        #expect(try await fleet.sync(tree.root, sourceID: "mount").deleted == 10)
+    }
+
     /// A read that may pass is tried the run's `max_attempts` times before it is quarantined.
     @Test func unreadableFilesAreTriedMaxAttemptsTimes() throws {
         let tree = try HostileBase("attempts")

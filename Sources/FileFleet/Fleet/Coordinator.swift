@@ -151,6 +151,7 @@ struct RunDriver: Sendable {
                 try await planner.plan(sourceID: sourceID, root: root, filter: PathFilter(includes: options.includes,
                                                                                           excludes: options.excludes), on: c)
             }
+            try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
             for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
             run = try await db { c in
                 try await lease.fenced(on: c) { c in
@@ -291,5 +292,18 @@ struct RunDriver: Sendable {
     @discardableResult
     func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await withRetry(.fleet) { try await pool.withConnection(body) }
+    }
+}
+
+/// The valve of SPEC §6.13: an empty or unmounted source directory looks like a tree whose files
+/// were all deleted, so a plan that removes most of a source's documents needs `--allow-mass-delete`.
+enum MassDeletion {
+    /// Sources this small may be emptied without the flag.
+    static let floor = 10
+
+    static func check(deleting deletions: Int, of stored: Int, root: String, allowed: Bool) throws {
+        guard !allowed, deletions > floor, deletions * 2 > stored else { return }
+        throw UsageError("refusing to delete \(deletions) of \(stored) stored documents of \(root): the directory "
+                         + "looks empty or unmounted; check the mount, or pass --allow-mass-delete if the files are really gone")
     }
 }

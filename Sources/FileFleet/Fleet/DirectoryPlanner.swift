@@ -9,6 +9,8 @@ public struct DirectoryPlan: Sendable {
     /// Unchanged content whose stored mtime must be refreshed: (path, mtime µs).
     public var touched: [(String, Int64)] = []
     public var listed = 0
+    /// Stored documents of the source, and how many of them the listing no longer has.
+    public var stored = 0, deletions = 0
     /// Names that are not valid UTF-8, escaped (`InvalidName`): quarantined by the coordinator.
     public var invalidNames: [String] = []
 }
@@ -52,7 +54,10 @@ public struct DirectoryPlanner: Sendable {
                     plan.paths.append(file.path)
                 }
             }, invalidName: { plan.invalidNames.append($0) })
-            plan.paths += known.keys.filter { !seen.contains($0) }.map(\.path)  // deleted from the source
+            let gone = known.keys.filter { !seen.contains($0) }.map(\.path)  // deleted from the source
+            plan.paths += gone
+            plan.stored = known.count
+            plan.deletions = gone.count
             return plan
         }
         var planned = Set(plan.paths.map(ExactPath.init))

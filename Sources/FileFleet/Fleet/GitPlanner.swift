@@ -15,6 +15,8 @@ public struct GitPlan: Sendable {
     public var worktree: [String] = []
     /// Paths git reported (diff, status, listing).
     public var listed = 0
+    /// A full listing's stored documents and how many of them it would remove (SPEC §6.13).
+    public var stored = 0, deletions = 0
     /// Paths of `paths` that changed between the bookmark and the pin: always imported (hashed),
     /// never skipped on size and mtime.
     var committed = Set<ExactPath>()
@@ -177,6 +179,8 @@ public struct GitPlanner: Sendable {
             if case .missing = Self.kind(repo.root, path) { plan.paths.append(path) } else { plan.removals.append(path) }
         }
         plan.worktree = status.paths.sorted()
+        plan.stored = stored.count
+        plan.deletions = plan.removals.count + plan.paths.filter { leftover[ExactPath($0)] != nil }.count
         return plan
     }
 

@@ -10,6 +10,9 @@ extension RunDriver {
         let plan = try await db { c in
             try await planner.plan(sourceID: sourceID, root: root, filter: filter, forceFull: full, on: c)
         }
+        if plan.full {
+            try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
+        }
         for name in plan.invalidNames { log.event("skipped", ["reason": "invalid_name", "path": name]) }
         let run = try await db { c in
             try await lease.fenced(on: c) { c in
