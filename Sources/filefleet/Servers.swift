@@ -9,14 +9,35 @@ struct Servers {
     var startedStack: EmbeddedStack?
     var embedded: Bool
 
+    /// In-process workers for `sync` (`--workers`, else the default of SPEC §4).
+    var workers: Int
+
     /// For `sync`: the configured servers, else the embedded stack (started here unless running).
-    static func forSync(_ connection: ConnectionOptions) async throws -> Servers {
-        if let settings = try connection.settings() { return Servers(settings: settings, startedStack: nil, embedded: false) }
+    /// Configured servers that are the running embedded stack of the state directory (`eval
+    /// "$(filefleet stack env)"`) are used as the embedded default uses them: in-process workers on
+    /// a topic and group of the run's own, unless `--workers 0` asks for the shared ones.
+    static func forSync(_ connection: ConnectionOptions, workers: Int?) async throws -> Servers {
         let stack = EmbeddedStack(stateDirectory: connection.resolvedStateDir)
+        if let settings = try connection.settings() {
+            let running = try await runBlocking { stack.running }
+            guard let running, running.postgresURL == settings.postgresURL, running.kafkaBrokers == settings.kafka.brokers,
+                  workers != 0 else {
+                return Servers(settings: settings, startedStack: nil, embedded: false, workers: workers ?? 0)
+            }
+            return Servers(settings: embeddedRun(settings), startedStack: nil, embedded: true, workers: workers ?? System.coreCount)
+        }
         let (endpoints, keptUp) = try await runBlocking { (try stack.up(), stack.isKeptUp) }
-        var settings = try connection.settings(postgresURL: endpoints.postgresURL, brokers: endpoints.kafkaBrokers)
-        // The broker keeps groups in memory and can wedge a group whose last members leave
-        // together (SPEC §9.1): each embedded run uses a topic and group of its own.
+        let settings = try connection.settings(postgresURL: endpoints.postgresURL, brokers: endpoints.kafkaBrokers)
+        let workers = workers ?? System.coreCount
+        return Servers(settings: workers > 0 ? embeddedRun(settings) : settings, startedStack: keptUp ? nil : stack,
+                       embedded: true, workers: workers)
+    }
+
+    /// The broker keeps groups in memory and can wedge a group whose last members leave together
+    /// (SPEC §9.1): a run with in-process workers on the embedded stack uses a topic and group of
+    /// its own, and the local broker's quick joins.
+    static func embeddedRun(_ settings: FleetSettings) -> FleetSettings {
+        var settings = settings
         let suffix = "\(getpid())-\(UInt32.random(in: 0...UInt32.max) % 1_000_000)"
         settings.topic += ".\(suffix)"
         settings.group += ".\(suffix)"
@@ -25,7 +46,7 @@ struct Servers {
         // keeps a run's start and end short. --kafka-option still overrides both.
         settings.kafka.sessionTimeout = .seconds(3)
         settings.kafka.heartbeatInterval = .milliseconds(500)
-        return Servers(settings: settings, startedStack: keptUp ? nil : stack, embedded: true)
+        return settings
     }
 
     /// For the other commands: the configured servers, else a running embedded stack.

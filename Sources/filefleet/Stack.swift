@@ -16,7 +16,7 @@ struct Stack: AsyncParsableCommand {
                 let stack = EmbeddedStack(stateDirectory: Stack.directory(stateDir))
                 let endpoints = try await runBlocking { try stack.up(keep: true) }
                 printError("embedded stack up in \(stack.stateDirectory): postgres \(endpoints.postgresURL), kafka \(endpoints.kafkaBrokers)")
-                print(Stack.exports(endpoints))
+                print(Stack.exports(endpoints, stateDirectory: stack.stateDirectory))
             }
         }
     }
@@ -45,7 +45,7 @@ struct Stack: AsyncParsableCommand {
                 guard let endpoints = try await runBlocking({ stack.running }) else {
                     throw UsageError("the embedded stack in \(stack.stateDirectory) is not running: start it with `filefleet stack up`")
                 }
-                print(Stack.exports(endpoints))
+                print(Stack.exports(endpoints, stateDirectory: stack.stateDirectory))
             }
         }
     }
@@ -54,7 +54,9 @@ struct Stack: AsyncParsableCommand {
         flag ?? ProcessInfo.processInfo.environment["FILEFLEET_STATE_DIR"] ?? "./.filefleet"
     }
 
-    static func exports(_ endpoints: EmbeddedStack.Endpoints) -> String {
-        "export FILEFLEET_POSTGRES_URL='\(endpoints.postgresURL)' FILEFLEET_KAFKA_BROKERS='\(endpoints.kafkaBrokers)'"
+    /// The state directory too: a `sync` that finds its servers are this stack runs in-process workers.
+    static func exports(_ endpoints: EmbeddedStack.Endpoints, stateDirectory: String) -> String {
+        "export FILEFLEET_POSTGRES_URL='\(endpoints.postgresURL)' FILEFLEET_KAFKA_BROKERS='\(endpoints.kafkaBrokers)' "
+            + "FILEFLEET_STATE_DIR='\(stateDirectory)'"
     }
 }

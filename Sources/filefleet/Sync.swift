@@ -10,7 +10,8 @@ struct Sync: AsyncParsableCommand {
             SOURCE is a directory; a git work tree is synced incrementally from its bookmark commit. \
             With neither --postgres nor --kafka, the run uses the embedded stack in --state-dir. \
             Exit codes: 0 completed or skipped (another live holder has the lease), 2 usage, \
-            3 completed with quarantined failures, 4 aborted (lease lost, Postgres unavailable), 130/143 interrupted.
+            3 completed with quarantined failures, 4 aborted (lease lost, Postgres unavailable), \
+            5 no worker took the work (start `filefleet worker`, or --workers N), 130/143 interrupted.
             """)
 
     @Argument(help: "The directory to import.") var source: String
@@ -29,18 +30,21 @@ struct Sync: AsyncParsableCommand {
     @Option(help: "Takeover grace in seconds (default: 3 heartbeats).") var takeoverGrace: Double?
     @Option(help: "Republish remaining paths after this many seconds without progress (default: 30).")
     var stallWindow: Double?
+    @Option(help: "With no in-process workers: seconds to wait for a live `filefleet worker` before exiting 5 (default: 30).")
+    var noWorkerTimeout: Double?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var httpOptions: HTTPOptions
 
     func run() async throws {
         try await withUsageErrors {
             let options = try syncOptions()
-            let servers = try await Servers.forSync(connection)
+            let servers = try await Servers.forSync(connection, workers: workers)
             var resolved = options
-            resolved.workers = workers ?? (servers.embedded ? System.coreCount : 0)
+            resolved.workers = servers.workers
             let progress = ProgressBar(enabled: isatty(2) == 1)
             let coordinator = Coordinator(settings: servers.settings,
-                                          log: Log(component: "coordinator", enabled: !servers.embedded || !progress.enabled))
+                                          log: Log(component: "coordinator",
+                                                   enabled: !servers.embedded || !progress.enabled || servers.workers == 0))
             let http: HTTPServer?
             do {
                 http = try httpOptions.start(settings: servers.settings, metrics: coordinator.metrics)
@@ -91,6 +95,7 @@ struct Sync: AsyncParsableCommand {
         options.lease = LeaseTiming(heartbeat: beat, ttl: try seconds(leaseTtl, "--lease-ttl") ?? .seconds(30),
                                     grace: try seconds(takeoverGrace, "--takeover-grace"))
         options.stallWindow = try seconds(stallWindow, "--stall-window") ?? options.stallWindow
+        options.noWorkerTimeout = try seconds(noWorkerTimeout, "--no-worker-timeout") ?? options.noWorkerTimeout
         if let sourceId, sourceId.isEmpty || sourceId.utf8.contains(UInt8(ascii: "/")) {
             throw UsageError("--source-id must be non-empty and without '/'")
         }

@@ -78,4 +78,32 @@ import TestSupport
         try await runBlocking { try stack.down() }
         #expect(count.trimmingCharacters(in: .whitespacesAndNewlines) == "600")
     }
+
+    /// `eval "$(filefleet stack env)"`, then `sync DIR` (issue 12 point 4): the configured servers
+    /// are the running stack, so the sync runs in-process workers instead of waiting for none.
+    @Test func syncWithStackEnvRunsInProcessWorkers() async throws {
+        let up = try await runBlocking {
+            try Command.run(CLI.path, ["stack", "up", "--state-dir", self.state])
+        }
+        let exports = up.split(separator: "\n").last.map(String.init) ?? ""
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FILEFLEET_") }
+        // export A='x' B='y' C='z'
+        for assignment in exports.dropFirst("export ".count).split(separator: " ") {
+            let parts = assignment.split(separator: "=", maxSplits: 1)
+            environment[String(parts[0])] = String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "'"))
+        }
+        #expect(environment["FILEFLEET_POSTGRES_URL"] != nil && environment["FILEFLEET_KAFKA_BROKERS"] != nil, "\(exports)")
+        #expect(environment["FILEFLEET_STATE_DIR"] == stack.stateDirectory, "\(exports)")
+        // From another directory: the exports alone find the stack.
+        let output = state + "-env.out"
+        let pid = try Command.spawn(["/bin/sh", "-c", "cd / && exec \"$0\" sync \"$1\" --json --no-worker-timeout 5", CLI.path, tree],
+                                    environment: environment, output: output)
+        let status = try await runBlocking { Command.wait(pid) }
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        let summary = text.split(separator: "\n").last.flatMap { try? JSONDecoder().decode(SyncSummary.self, from: Data($0.utf8)) }
+        #expect(status == 0, "\(text)")
+        #expect(summary?.status == .completed && summary?.imported == 600, "\(text)")
+        #expect(stack.running != nil)  // stack up's servers stay up after the sync
+        try await runBlocking { try self.stack.down() }
+    }
 }

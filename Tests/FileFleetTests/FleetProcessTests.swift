@@ -181,14 +181,50 @@ import TestSupport
         await fleet.shutdown()
     }
 
+    /// SPEC §6.12: a sync with no worker anywhere says so at once, exits 5 naming the fix, and
+    /// leaves its run to be resumed; once a worker runs, the next sync finishes it.
+    @Test(.timeLimit(.minutes(2)))
+    func fleetSyncWithNoWorkerAnywhereSaysSoAndExits5() async throws {
+        let tree = try FleetTree.make(files: 300)
+        defer { tree.remove() }
+        let fleet = try await Fleet()
+        do {
+            let start = ContinuousClock.now
+            let lonely = try fleet.sync("lonely", tree, ["--no-worker-timeout", "4"])
+            let said = await fleetEventually(timeout: .seconds(20)) { lonely.stderr.contains(" event=no_workers ") }
+            let saidAfter = seconds(since: start)
+            #expect(said, "\(lonely.transcript)")
+            #expect(lonely.stderr.contains("start `filefleet worker`"), "\(lonely.transcript)")
+            let status = await lonely.waitForExit(timeout: .seconds(40))
+            let exitedAfter = seconds(since: start)
+            print("fleet no workers: said so after \(String(format: "%.1f", saidAfter)) s, exited after \(String(format: "%.1f", exitedAfter)) s")
+            #expect(status == 5, "\(lonely.transcript)")
+            let object = try #require(lonely.summaryObject, "\(lonely.transcript)")
+            #expect(object["status"] as? String == "aborted")
+            #expect(object["reason"] as? String == "no_workers")
+            #expect(object["planned"] as? Int == 300)
+            #expect(lonely.stderr.contains("--workers N"), "\(lonely.transcript)")
+
+            // A worker now: the same run is resumed and completes.
+            _ = try fleet.worker("worker")
+            let rerun = try fleet.sync("rerun", tree)
+            #expect(await rerun.waitForExit(timeout: .seconds(90)) == 0, "\(rerun.transcript)")
+            #expect(rerun.summary?.run_id == lonely.summary?.run_id, "\(rerun.stdout)")
+            #expect(rerun.summary?.imported == 300, "\(rerun.stdout)")
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func fleetSecondSyncWhileFirstRunsIsSkipped() async throws {
         let tree = try FleetTree.make(files: 500)
         defer { tree.remove() }
         let fleet = try await Fleet()
         do {
-            // No workers: the first sync holds the lease and waits.
-            let first = try fleet.sync("first", tree)
+            // No workers: the first sync holds the lease and waits (longer than this test runs).
+            let first = try fleet.sync("first", tree, ["--no-worker-timeout", "300"])
             let planned = await fleetEventually(timeout: .seconds(60)) { first.stderr.contains(" event=planned ") }
             try #require(planned && first.isRunning, "\(first.transcript)")
 

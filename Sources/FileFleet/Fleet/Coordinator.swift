@@ -70,6 +70,10 @@ public struct Coordinator: Sendable {
             summary.status = .aborted
             summary.reason = "store_unavailable"
             log.event("aborted", ["reason": "store_unavailable", "error": "\(error)"])
+        } catch let none as NoWorkers {
+            summary.status = .aborted
+            summary.reason = NoWorkers.reason
+            log.event("aborted", ["reason": NoWorkers.reason, "error": none.description])
         } catch let error as UsageError {
             await pool.close()
             throw error
@@ -262,6 +266,7 @@ struct RunDriver: Sendable {
         var lastDone = resumed
         var lastProgress = clock.now
         var wait = options.pollInterval
+        var workerless = options.workers == 0 ? WorkerlessWatch(timeout: options.noWorkerTimeout, log: log, run: run.id) : nil
         while true {
             try await Task.sleep(for: wait)
             if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
@@ -273,6 +278,11 @@ struct RunDriver: Sendable {
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
             metrics.setRemaining(run.planned - done, done: done)
             if done >= run.planned { return }
+            if done > lastDone {
+                workerless?.reset()
+            } else if workerless != nil {
+                try workerless!.check(live: try await db { c in try await store.liveWorkers(on: c) })
+            }
             if done > lastDone {
                 lastDone = done
                 lastProgress = clock.now
@@ -292,6 +302,46 @@ struct RunDriver: Sendable {
     @discardableResult
     func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await withRetry(.fleet) { try await pool.withConnection(body) }
+    }
+}
+
+/// A run with work left, no in-process workers and no live worker in `filefleet.workers`: nothing
+/// will ever take its paths (SPEC §6.12).
+public struct NoWorkers: Error, CustomStringConvertible {
+    /// The summary's `reason`; `sync` exits 5 with it.
+    public static let reason = "no_workers"
+    public static let hint = "start `filefleet worker` processes against the same servers, or run sync with --workers N"
+    let waited: Duration
+    public var description: String {
+        "no live worker for \(Int(waited.seconds)) s (none heartbeating in filefleet.workers): \(Self.hint)"
+    }
+}
+
+/// Says at once when a run without in-process workers finds no live worker, and gives up (throws
+/// `NoWorkers`) when none has appeared within the timeout.
+struct WorkerlessWatch {
+    let timeout: Duration
+    let log: Log
+    let run: Int64
+    private var since: ContinuousClock.Instant?
+
+    init(timeout: Duration, log: Log, run: Int64) { (self.timeout, self.log, self.run) = (timeout, log, run) }
+
+    mutating func reset() { since = nil }
+
+    mutating func check(live: Int) throws {
+        guard live == 0 else {
+            if since != nil { log.event("workers_found", ["run": String(run), "live_workers": String(live)]) }
+            since = nil
+            return
+        }
+        let now = ContinuousClock.now
+        guard let since else {
+            self.since = now
+            log.event("no_workers", ["run": String(run), "waiting_seconds": String(Int(timeout.seconds)), "hint": NoWorkers.hint])
+            return
+        }
+        if now - since >= timeout { throw NoWorkers(waited: now - since) }
     }
 }
 

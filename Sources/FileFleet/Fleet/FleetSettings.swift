@@ -26,6 +26,9 @@ public struct SyncOptions: Sendable {
     public var maxAttempts: Int = 3
     public var lease = LeaseTiming()
     public var stallWindow: Duration = .seconds(30)
+    /// With no in-process workers: how long a run waits for a live worker before it stops
+    /// (`no_workers`, SPEC §6.12).
+    public var noWorkerTimeout: Duration = .seconds(30)
     /// Lets a run delete more than half of a source's documents (SPEC §6.13).
     public var allowMassDelete = false
     /// How often progress is read from the checkpoints.

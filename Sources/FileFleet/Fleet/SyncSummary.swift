@@ -40,7 +40,7 @@ public struct SyncSummary: Sendable, Codable, Equatable {
         switch status {
         case .completed, .skipped: 0
         case .completed_with_failures: 3
-        case .aborted: 4
+        case .aborted: reason == NoWorkers.reason ? 5 : 4
         case .interrupted: reason == "SIGINT" ? 130 : 143
         }
     }
@@ -53,7 +53,7 @@ public struct SyncSummary: Sendable, Codable, Equatable {
             var line = "\(status.rawValue): \(source_id) run \(run_id.map(String.init) ?? "-") (\(mode)): "
             line += "\(planned) planned, \(resumed) resumed, \(imported) imported, \(unchanged) unchanged, "
             line += "\(deleted) deleted, \(failed) failed in \(String(format: "%.1f", elapsed_seconds)) s"
-            if let reason { line += " — \(reason)" }
+            if let reason { line += " — \(reason)" + (reason == NoWorkers.reason ? ": \(NoWorkers.hint)" : "") }
             return line
         }
     }
