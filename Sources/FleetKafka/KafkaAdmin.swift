@@ -110,6 +110,51 @@ public final class KafkaAdmin: Sendable {
         return try result.get()
     }
 
+    /// Messages of `topic` that `group` has not consumed yet: per partition, the high watermark
+    /// minus the group's committed offset (the low watermark where it has none). Nil when the
+    /// topic does not exist. An estimate: brokers whose watermarks lag (Tansu, SPEC §9.1) make it low.
+    public func unconsumed(group: String, topic: String, timeout: Duration = .seconds(10)) async throws -> Int? {
+        guard let count = try await partitionCount(topic, timeout: timeout) else { return nil }
+        let handle = self.handle
+        let result: Result<Int, KafkaError> = await runBlocking(name: "kafka-admin") {
+            Result { () throws(KafkaError) in
+                try handle.use { rk throws(KafkaError) in
+                    let partitions = (0..<Int32(count)).map { KafkaTopicPartition(topic: topic, partition: $0) }
+                    let list = PartitionList.make(partitions)
+                    defer { rd_kafka_topic_partition_list_destroy(list) }
+                    var committed: [Int32: Int64] = [:]
+                    var request: [OpaquePointer?] = [rd_kafka_ListConsumerGroupOffsets_new(group, list)]
+                    defer { rd_kafka_ListConsumerGroupOffsets_destroy_array(&request, 1) }
+                    let err = try Self.request(rk, timeout: timeout, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT) { options, queue in
+                        rd_kafka_ListConsumerGroupOffsets(rk, &request, 1, options, queue)
+                    } result: { event in
+                        var groups = 0
+                        guard let result = rd_kafka_event_ListConsumerGroupOffsets_result(event),
+                              let array = rd_kafka_ListConsumerGroupOffsets_result_groups(result, &groups), groups > 0,
+                              let first = array[0] else { return RD_KAFKA_RESP_ERR__BAD_MSG }
+                        if let error = rd_kafka_group_result_error(first) { return rd_kafka_error_code(error) }
+                        for (tp, offset, err) in PartitionList.elements(rd_kafka_group_result_partitions(first))
+                        where err == RD_KAFKA_RESP_ERR_NO_ERROR && offset >= 0 {
+                            committed[tp.partition] = offset
+                        }
+                        return RD_KAFKA_RESP_ERR_NO_ERROR
+                    }
+                    try KafkaError.check(err, "committed offsets of group \(group)")
+                    let ms = Int32(clamping: KafkaConfiguration.milliseconds(timeout))
+                    var total = 0
+                    for partition in 0..<Int32(count) {
+                        var low: Int64 = 0, high: Int64 = 0
+                        try KafkaError.check(rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, ms),
+                                             "watermarks of \(topic) [\(partition)]")
+                        total += Int(max(0, high - (committed[partition] ?? low)))
+                    }
+                    return total
+                }
+            }
+        }
+        return try result.get()
+    }
+
     /// Sends one admin request and waits for its result event on a private queue.
     private static func request(
         _ rk: OpaquePointer, timeout: Duration, _ type: Int32,

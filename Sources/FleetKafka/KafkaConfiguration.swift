@@ -56,6 +56,11 @@ public struct KafkaConfiguration: Sendable {
             ("partitioner", "murmur2_random"),
             ("message.timeout.ms", String(Self.milliseconds(messageTimeout))),
             ("linger.ms", String(Self.milliseconds(linger))),
+            // A producer's metadata request may create a missing topic with the broker's default
+            // partition count (after a restart that lost it): FileFleet creates its topic itself,
+            // with its own count. A count that shrinks under a running consumer crashes
+            // librdkafka (seen in 2.14.2: rd_kafka_metadata_cache_find).
+            ("allow.auto.create.topics", "false"),
         ]
     }
 
@@ -90,7 +95,7 @@ public struct KafkaConfiguration: Sendable {
         "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "auto.offset.reset",
         "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store", "enable.partition.eof",
         "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.min.bytes",
-        "fetch.max.bytes", "fetch.message.max.bytes", "fetch.error.backoff.ms", "isolation.level", "check.crcs",
+        "fetch.max.bytes", "fetch.message.max.bytes", "max.partition.fetch.bytes", "fetch.error.backoff.ms", "isolation.level", "check.crcs",
     ]
     static let producerOnlyKeys: Set<String> = [
         "acks", "request.required.acks", "enable.idempotence", "transactional.id", "linger.ms",

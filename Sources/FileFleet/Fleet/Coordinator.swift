@@ -186,18 +186,10 @@ struct RunDriver: Sendable {
 
         if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
-            try await KafkaAdmin(configuration: settings.kafka).createTopic(settings.topic, partitions: settings.partitions)
-            let producer = try KafkaProducer(configuration: settings.kafka)
-            do {
-                try await withInProcessWorkers {
-                    try await publishRemaining(run, producer)
-                    try await waitForCompletion(run, resumed: banked, producer)
-                }
-            } catch {
-                await producer.close()
-                throw error
+            try await withInProcessWorkers {
+                try await publishUntilDelivered(run)
+                try await waitForCompletion(run, resumed: banked)
             }
-            await producer.close()
         }
 
         let all = try await db { c in try await store.outcomes(run: run.id, on: c) }
@@ -240,6 +232,39 @@ struct RunDriver: Sendable {
         }
     }
 
+    /// Publishes what remains until the broker has confirmed all of it, however long the broker
+    /// is away: the broker is not the truth (SPEC §1). Each attempt first creates the topic if it
+    /// is missing (a restarted broker may have lost it); a failed one is logged and retried after
+    /// 1 s, doubling up to 30 s. Each attempt has a producer of its own: an idempotent producer
+    /// whose broker restarted (and forgot its producer id) only times out.
+    func publishUntilDelivered(_ run: RunRecord) async throws {
+        var attempt = 0
+        while true {
+            do {
+                try await KafkaAdmin(configuration: settings.kafka).createTopic(settings.topic, partitions: settings.partitions)
+                let producer = try KafkaProducer(configuration: settings.kafka)
+                do {
+                    try await publishRemaining(run, producer)
+                } catch {
+                    await producer.close()
+                    throw error
+                }
+                await producer.close()
+                if attempt > 0 { log.event("publish_recovered", ["run": String(run.id), "attempts": String(attempt + 1)]) }
+                return
+            } catch let error as KafkaError {
+                // A configuration the client refuses is not an outage: the user must fix it.
+                if error.code == .invalidArgument { throw UsageError("Kafka: \(error)") }
+                attempt += 1
+                let delay = Duration.seconds(min(30, 1 << min(attempt - 1, 5)))
+                log.event("publish_failed", ["run": String(run.id), "attempt": String(attempt),
+                                             "retry_in_seconds": String(Int(delay.seconds)), "error": "\(error)"])
+                try await Task.sleep(for: delay)
+                if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
+            }
+        }
+    }
+
     /// Publishes every planned path without a checkpoint, delivery-confirmed, in batches. The
     /// remaining set is read in a fenced transaction: a superseded holder publishes nothing.
     func publishRemaining(_ run: RunRecord, _ producer: KafkaProducer) async throws {
@@ -261,11 +286,12 @@ struct RunDriver: Sendable {
     }
 
     /// Polls the checkpoint count until every planned path is done; republishes after a stall.
-    func waitForCompletion(_ run: RunRecord, resumed: Int, _ producer: KafkaProducer) async throws {
+    func waitForCompletion(_ run: RunRecord, resumed: Int) async throws {
         let clock = ContinuousClock()
         var lastDone = resumed
         var lastProgress = clock.now
         var wait = options.pollInterval
+        var stallWait = options.stallWindow
         var workerless = options.workers == 0 ? WorkerlessWatch(timeout: options.noWorkerTimeout, log: log, run: run.id) : nil
         while true {
             try await Task.sleep(for: wait)
@@ -286,16 +312,31 @@ struct RunDriver: Sendable {
             if done > lastDone {
                 lastDone = done
                 lastProgress = clock.now
-            } else if clock.now - lastProgress >= options.stallWindow {
-                // No live worker is the usual reason with configured servers: say so.
-                let live = try await db { c in try await store.liveWorkers(on: c) }
-                log.event("stalled", ["run": String(run.id), "remaining": String(run.planned - done),
-                                      "live_workers": String(live)]
-                                     .merging(live == 0 ? ["hint": "start `filefleet worker` processes, or sync --workers N"] : [:]) { $1 })
-                try await publishRemaining(run, producer)
+                stallWait = options.stallWindow
+            } else if clock.now - lastProgress >= stallWait {
+                try await stalled(run, remaining: run.planned - done)
                 lastProgress = clock.now
+                // Each stall in a row waits twice as long before the next republish, up to 8 windows.
+                stallWait = min(stallWait * 2, options.stallWindow * 8)
             }
         }
+    }
+
+    /// No progress for a stall window (SPEC §6.7). Republishing helps only when the messages are
+    /// gone (a broker restart, retention): while the group still has copies it has not consumed,
+    /// more copies would only be more duplicates, so the coordinator waits for those instead.
+    func stalled(_ run: RunRecord, remaining: Int) async throws {
+        let live = try await db { c in try await store.liveWorkers(on: c) }
+        let unconsumed = try? await KafkaAdmin(configuration: settings.kafka).unconsumed(group: settings.group, topic: settings.topic)
+        var fields = ["run": String(run.id), "remaining": String(remaining), "live_workers": String(live),
+                      "unconsumed": unconsumed.map(String.init) ?? "unknown"]
+        if live == 0 { fields["hint"] = NoWorkers.hint }
+        if let unconsumed, unconsumed > 0, live > 0 {
+            log.event("stalled", fields.merging(["action": "wait"]) { $1 })
+            return
+        }
+        log.event("stalled", fields.merging(["action": "republish"]) { $1 })
+        try await publishUntilDelivered(run)
     }
 
     /// A statement through the pool, retried while Postgres is transiently unavailable (SPEC §6.9).

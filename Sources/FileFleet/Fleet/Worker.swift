@@ -57,6 +57,7 @@ public final class Worker: Sendable {
             group.addTask { try await self.heartbeat(pool) }
             defer { group.cancelAll() }
             var consecutiveFailures = 0
+            var unassigned = UnassignedWatch(after: max(.seconds(10), settings.kafka.sessionTimeout * 2))
             while !stopRequested {
                 let consumer = try KafkaConsumer(configuration: settings.kafka, group: settings.group,
                                                  topics: [settings.topic],
@@ -66,8 +67,14 @@ public final class Worker: Sendable {
                 let events = Task { await self.logEvents(consumer.events) }
                 defer { events.cancel() }
                 do {
-                    try await consume(consumer, importer: importer, consecutiveFailures: &consecutiveFailures)
+                    try await consume(consumer, importer: importer, consecutiveFailures: &consecutiveFailures,
+                                      unassigned: &unassigned)
                     await consumer.close()
+                } catch let rejoin as Rejoin {
+                    // Same readiness: the worker is healthy, its group membership is not.
+                    log.event("rejoining", ["reason": rejoin.description])
+                    await consumer.close()
+                    try await waitForTopic()
                 } catch let giveUp as GiveUp {
                     // Hand the partitions to workers that can make progress, rejoin later (SPEC §6.9).
                     state.withLock { $0.ready = false }
@@ -91,7 +98,14 @@ public final class Worker: Sendable {
         let backoff: Duration
     }
 
-    private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, consecutiveFailures: inout Int) async throws {
+    /// The consumer sat without partitions although this worker should have some: leave the
+    /// group and join it again.
+    private struct Rejoin: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, consecutiveFailures: inout Int,
+                         unassigned: inout UnassignedWatch) async throws {
         var lagReported = ContinuousClock.now - .seconds(1)
         defer { metrics.setLag(nil, worker: id) }
         while !stopRequested {
@@ -103,6 +117,9 @@ public final class Worker: Sendable {
             // thread, which cannot serve a poll meanwhile, so waiting for a poll would deadlock
             // until the revocation timeout.
             let polled = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            if unassigned.due(assigned: !consumer.assignment.isEmpty), try await shouldRejoin() {
+                throw Rejoin(description: "no partitions while the topic is missing or every live worker should have some")
+            }
             guard !polled.isEmpty else { continue }
             gate.begin()
             defer { gate.end() }
@@ -166,6 +183,20 @@ public final class Worker: Sendable {
             guard let first = try await group.next(), let value = first else { throw DrainTimeout() }
             return value
         }
+    }
+
+    /// A group that formed while its topic was missing (a broker restart loses it) is assigned
+    /// nothing, and the group's leader only notices the topic again at its next metadata refresh
+    /// (minutes): a worker without partitions rejoins when the topic is gone, or when the live
+    /// workers are no more than the partitions (so it should have some). Surplus workers stay.
+    private func shouldRejoin() async throws -> Bool {
+        let admin = try KafkaAdmin(configuration: settings.kafka)
+        guard let partitions = try? await admin.partitionCount(settings.topic) else { return true }
+        let store = RunStore(schema: settings.schema)
+        let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1, acquireTimeout: .seconds(10))
+        defer { Task { await pool.close() } }
+        guard let live = try? await pool.withConnection({ c in try await store.liveWorkers(on: c) }) else { return false }
+        return live <= partitions
     }
 
     /// Returns once the topic exists (or a stop was requested), creating it if this worker comes
@@ -255,6 +286,28 @@ public final class Worker: Sendable {
     /// back between beats and scarce server slots go round (SPEC §6.9).
     static let heartbeatInterval: Duration = .seconds(5)
     static let idleTimeout: Duration = .seconds(2)
+}
+
+/// When a consumer without partitions is due a rejoin check: after `after` without any, then
+/// each check in a row twice as late (up to 5 minutes), so that a surplus worker costs the group
+/// no rebalances.
+struct UnassignedWatch {
+    let after: Duration
+    private var since: ContinuousClock.Instant?
+    private var wait: Duration
+
+    init(after: Duration) { (self.after, self.wait) = (after, after) }
+
+
+    mutating func due(assigned: Bool) -> Bool {
+        guard !assigned else { (since, wait) = (nil, after); return false }
+        let now = ContinuousClock.now
+        guard let since else { self.since = now; return false }
+        guard now - since >= wait else { return false }
+        self.since = now  // the next consumer starts without partitions too
+        wait = min(wait * 2, .seconds(300))
+        return true
+    }
 }
 
 /// The batch in flight could not finish within the drain timeout; it was rolled back.

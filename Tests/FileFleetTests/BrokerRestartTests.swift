@@ -1,0 +1,92 @@
+@testable import FileFleet
+import FleetPostgres
+import Foundation
+import Testing
+import TestSupport
+
+/// SPEC §1 "the broker is not the truth" (issue 12 points 7 and 8): the broker of these tests is
+/// the test's own, killed and restarted mid-run; Tansu keeps everything in memory, so each restart
+/// loses the topic, its messages, the group and its committed offsets.
+@Suite(.serialized) struct BrokerRestartTests {
+    /// Waits until the run has banked at least `done` paths (or the sync ended).
+    static func waitForProgress(_ fleet: Fleet, _ tree: FleetTree, _ sync: FleetProcess, atLeast done: Int) async -> Int {
+        var seen = 0
+        _ = await fleetEventually(timeout: .seconds(120), every: .milliseconds(200)) {
+            seen = await FleetProcessTests.progress(fleet, tree.sourceID)?.done ?? 0
+            return seen >= done || !sync.isRunning
+        }
+        return seen
+    }
+
+    /// Applies the schema and makes every batch's upsert take `seconds` longer (a statement
+    /// trigger), so that a run lasts long enough for its broker to die under it.
+    static func slowBatches(_ fleet: Fleet, seconds: Double) async throws {
+        let migrate = try fleet.start("migrate", ["migrate"])
+        #expect(await migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.transcript)")
+        try await fleet.query { c in
+            _ = try await c.executeScript("""
+                CREATE FUNCTION filefleet.slow_batch() RETURNS trigger LANGUAGE plpgsql AS
+                  $$ BEGIN PERFORM pg_sleep(\(seconds)); RETURN NULL; END $$;
+                CREATE TRIGGER slow_batch AFTER INSERT ON filefleet.documents
+                  FOR EACH STATEMENT EXECUTE FUNCTION filefleet.slow_batch();
+                """)
+        }
+    }
+
+    /// Workers that keep few messages in hand, so that a restart loses queued ones.
+    static let workerArguments = ["worker", "--batch-size", "25", "--concurrency", "1",
+                                  "--kafka-option", "queued.max.messages.kbytes=16",
+                                  "--kafka-option", "max.partition.fetch.bytes=4096"]
+
+    @Test(.timeLimit(.minutes(6)))
+    func brokerRestartedTwiceMidRunConvergesAndTheWorkersServeTheNextSync() async throws {
+        let broker = try await TansuBroker.start()
+        var tree = try FleetTree.make(files: 6000)
+        defer { tree.remove() }
+        let fleet = try await Fleet(brokers: broker.brokers)
+        do {
+            try await Self.slowBatches(fleet, seconds: 0.08)
+            let workers = try (0..<2).map { try fleet.start("worker-\($0)", Self.workerArguments) }
+            let start = ContinuousClock.now
+            let sync = try fleet.sync("sync", tree, ["--stall-window", "5"])
+            var restarts: [(done: Int, at: Double)] = []
+            for fraction in [0.15, 0.5] {
+                let done = await Self.waitForProgress(fleet, tree, sync, atLeast: Int(6000 * fraction))
+                try #require(sync.isRunning, "the run ended before the restart at \(done): make the tree bigger\n\(sync.transcript)")
+                try await broker.restart()
+                restarts.append((done, seconds(since: start)))
+            }
+            let status = await sync.waitForExit(timeout: .seconds(240))
+            let elapsed = seconds(since: start)
+            #expect(status == 0, "\(sync.transcript)\n\(workers.map(\.transcript).joined(separator: "\n"))")
+            #expect(sync.summary?.status == .completed, "\(sync.stdout)")
+            try await FleetProcessTests.expectDocumentsEqualTree(fleet, tree)
+            let writes = try await FleetProcessTests.documentWrites(fleet)
+            print("broker restarts at \(restarts.map { "\($0.done) done/\(String(format: "%.1f", $0.at)) s" }): "
+                  + "sync exited \(status.map(String.init) ?? "-") after \(String(format: "%.1f", elapsed)) s, "
+                  + "\(writes - 6000) document writes beyond one per file")
+            // Known: librdkafka 2.14.2 can still crash (SIGSEGV in rd_kafka_metadata_cache_find) when
+            // a restarted broker recreates the topic; a killed worker loses nothing (SPEC §6.2) and
+            // is restarted here as an orchestrator would, but issue 12 point 8 stays open.
+            let crashed = workers.filter { !$0.isRunning }
+            print("broker restarts: \(crashed.count) of \(workers.count) workers crashed: \(crashed.map { $0.exitStatus.map(String.init) ?? "-" })")
+            #expect(crashed.allSatisfy { $0.exitStatus == 139 }, "a worker exited other than by the known crash: \(crashed.map(\.transcript))")
+            var serving = workers.filter(\.isRunning)
+            for (i, _) in crashed.enumerated() { serving.append(try fleet.start("restarted-\(i)", Self.workerArguments)) }
+
+            // The surviving workers take the next sync's work: they got partitions again.
+            for i in 0..<40 { try tree.write("d0/new-\(i).md", "# new \(i)\n") }
+            let next = try fleet.sync("next", tree, ["--stall-window", "5"])
+            let nextStart = ContinuousClock.now
+            #expect(await next.waitForExit(timeout: .seconds(120)) == 0, "\(next.transcript)\n\(serving.map(\.transcript).joined(separator: "\n"))")
+            #expect(next.summary?.imported == 40, "\(next.stdout)")
+            print("broker restarts: the next sync took \(String(format: "%.1f", seconds(since: nextStart))) s")
+            try await FleetProcessTests.expectDocumentsEqualTree(fleet, tree)
+            #expect(await terminateWorkers(serving) == serving.map { _ in 0 }, "\(serving.map(\.transcript).joined(separator: "\n"))")
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+        try await broker.stop()
+    }
+}
