@@ -170,6 +170,46 @@ import Testing
         #expect(try await fleet.sync(tree.root, sourceID: "mount").deleted == 10)
     }
 
+    /// SPEC §6.11: a path too long to be a key (it stopped every sync of its source at planning,
+    /// 54000 on `planned_paths_pkey`) is quarantined `path_too_long`; one at the limit imports.
+    @Test func pathsTooLongToStoreAreQuarantinedAndTheRestImports() async throws {
+        let fleet = try await HostileFleet()
+        let tree = try HostileBase("long-path")
+        /// A relative path of exactly `bytes` bytes: 200-byte directory names, then the file name.
+        func path(_ bytes: Int, _ tag: String) -> String {
+            var parts: [String] = []
+            var length = 0
+            while bytes - length > 250 {
+                parts.append(tag + String(repeating: "d", count: 199 - tag.count))
+                length += 200
+            }
+            let name = String(repeating: "f", count: bytes - length - tag.count - 3) + tag + ".md"
+            return (parts + [name]).joined(separator: "/")
+        }
+        let atLimit = path(LongPath.maxBytes, "a"), over = path(LongPath.maxBytes + 1, "b"), far = path(3000, "c")
+        #expect(atLimit.utf8.count == 2048 && over.utf8.count == 2049 && far.utf8.count == 3000)
+        for p in [atLimit, over, far, "short.md"] { try tree.write(p, "# \(p.suffix(8))\n") }
+
+        let first = try await fleet.sync(tree.root, sourceID: "long")
+        #expect(first.status == .completed_with_failures && first.exitCode == 3, "\(first.json())")
+        #expect(first.imported == 2 && first.failed == 2 && first.planned == 4)
+        #expect(try await fleet.documents().paths == Set([atLimit, "short.md"].map { Array($0.utf8) }))
+        let failures = try await fleet.failures("long")
+        #expect(Set(failures.keys) == Set([over, far].map(LongPath.key)))
+        #expect(failures.values.allSatisfy { $0.reason == "path_too_long" && $0.message.contains("2048 bytes") })
+        #expect(failures.keys.allSatisfy { $0.hasPrefix("b") || $0.hasPrefix("c") })
+
+        // Found again by the next walk, not replanned as a path of its own; removed, it leaves.
+        let again = try await fleet.sync(tree.root, sourceID: "long")
+        #expect(again.status == .completed_with_failures && again.planned == 2 && again.failed == 2, "\(again.json())")
+        try tree.remove("b" + String(repeating: "d", count: 198))
+        try tree.remove("c" + String(repeating: "d", count: 198))
+        let fixed = try await fleet.sync(tree.root, sourceID: "long")
+        #expect(fixed.status == .completed && fixed.exitCode == 0, "\(fixed.json())")
+        #expect(try await fleet.failures("long").isEmpty)
+        #expect(try await fleet.documents().paths.count == 2)
+    }
+
     /// A read that may pass is tried the run's `max_attempts` times before it is quarantined.
     @Test func unreadableFilesAreTriedMaxAttemptsTimes() throws {
         let tree = try HostileBase("attempts")

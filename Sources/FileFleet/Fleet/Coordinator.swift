@@ -157,16 +157,19 @@ struct RunDriver: Sendable {
             }
             try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
             for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
+            for key in plan.longPaths { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
             run = try await db { c in
                 try await lease.fenced(on: c) { c in
                     try await store.adoptMode(mode, sourceID: sourceID, on: c)
                     try await planner.touch(plan.touched, sourceID: sourceID, on: c)
                     let run = try await store.createRun(sourceID: sourceID, mode: mode, pin: nil, token: lease.token,
-                                                        plan: plan.paths + plan.invalidNames,
+                                                        plan: plan.paths + plan.invalidNames + plan.longPaths,
                                                         maxFileBytes: options.maxFileBytes,
                                                         maxAttempts: options.maxAttempts, on: c)
                     try await Quarantine(schema: settings.schema)
                         .recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
+                    try await Quarantine(schema: settings.schema)
+                        .recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
                     return run
                 }
             }

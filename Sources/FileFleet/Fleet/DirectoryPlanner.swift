@@ -13,6 +13,8 @@ public struct DirectoryPlan: Sendable {
     public var stored = 0, deletions = 0
     /// Names that are not valid UTF-8, escaped (`InvalidName`): quarantined by the coordinator.
     public var invalidNames: [String] = []
+    /// Stand-in keys of paths too long to store (`LongPath`): quarantined by the coordinator.
+    public var longPaths: [String] = []
 }
 
 public struct DirectoryPlanner: Sendable {
@@ -32,9 +34,10 @@ public struct DirectoryPlanner: Sendable {
             stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2),
                                                       try row.decode(String.self, 3))
         }
-        // Invalid names are found again by the walk; they are not paths a worker could read.
+        // Invalid names and long paths are found again by the walk; they are not paths a worker could read.
         let failed = try await c.query("""
-            SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) AND reason <> \(InvalidName.reason)
+            SELECT path FROM \(unescaped: schema.failures)
+             WHERE source_id = \(sourceID) AND reason <> ALL(\([InvalidName.reason, LongPath.reason])::text[])
             """).map { try $0.decode(String.self, 0) }
         let known = stored
         var plan = try await runBlocking { () throws -> DirectoryPlan in
@@ -42,6 +45,7 @@ public struct DirectoryPlanner: Sendable {
             var seen = Set<ExactPath>()
             try DirectoryWalker(root: root, filter: filter).walk(file: { file in
                 plan.listed += 1
+                guard file.path.utf8.count <= LongPath.maxBytes else { return plan.longPaths.append(LongPath.key(file.path)) }
                 seen.insert(ExactPath(file.path))
                 guard let (size, mtime, sha) = known[ExactPath(file.path)] else { return plan.paths.append(file.path) }
                 if size == file.size && mtime == file.mtimeMicros { return }
@@ -65,6 +69,7 @@ public struct DirectoryPlanner: Sendable {
         planned.formUnion(failed.map(ExactPath.init))
         // An escaped spelling that equals a real path (a name with a literal `\x..`) would be planned twice.
         plan.invalidNames = plan.invalidNames.filter { !planned.contains(ExactPath($0)) }
+        plan.longPaths = plan.longPaths.filter { !planned.contains(ExactPath($0)) }
         stored.removeAll()
         return plan
     }

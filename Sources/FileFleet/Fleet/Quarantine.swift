@@ -10,14 +10,25 @@ struct Quarantine: Sendable {
     /// Call inside the lease's fenced transaction that created `run`, with the escaped names it planned.
     /// Quarantined names no longer seen (renamed or deleted) leave `failures`.
     func recordInvalidNames(_ names: [String], run: Int64, sourceID: String, on c: PostgresConnection) async throws {
+        try await record(names, reason: InvalidName.reason, message: InvalidName.message, run: run, sourceID: sourceID, on: c)
+    }
+
+    /// Stand-in keys (`LongPath.key`) of paths too long to be keys.
+    func recordLongPaths(_ keys: [String], run: Int64, sourceID: String, on c: PostgresConnection) async throws {
+        try await record(keys, reason: LongPath.reason, message: LongPath.message, run: run, sourceID: sourceID, on: c)
+    }
+
+    /// Quarantines `names` with `reason`, and lets rows of that reason no longer seen leave.
+    private func record(_ names: [String], reason: String, message: String, run: Int64, sourceID: String,
+                        on c: PostgresConnection) async throws {
         try await c.execute("""
             DELETE FROM \(unescaped: schema.failures)
-             WHERE source_id = \(sourceID) AND reason = \(InvalidName.reason) AND path <> ALL(\(names)::text[])
+             WHERE source_id = \(sourceID) AND reason = \(reason) AND path <> ALL(\(names)::text[])
             """)
         guard !names.isEmpty else { return }
         try await c.execute("""
             INSERT INTO \(unescaped: schema.failures) AS f (source_id, path, reason, message, attempts, run_id)
-            SELECT \(sourceID), p, \(InvalidName.reason), \(InvalidName.message), 1, \(run)
+            SELECT \(sourceID), p, \(reason), \(message), 1, \(run)
               FROM unnest(\(names)::text[]) AS t(p)
             ON CONFLICT (source_id, path) DO UPDATE
                SET reason = excluded.reason, message = excluded.message, run_id = excluded.run_id,
@@ -28,5 +39,23 @@ struct Quarantine: Sendable {
             SELECT \(run), p, 'failed', 'coordinator' FROM unnest(\(names)::text[]) AS t(p)
             ON CONFLICT DO NOTHING
             """)
+    }
+}
+
+/// A relative path longer than `maxBytes` cannot be a key of `planned_paths`, `checkpoints`,
+/// `documents` or `failures` (a btree entry holds at most 2704 bytes), so the coordinator
+/// quarantines it at planning (`path_too_long`) under a stand-in key that fits: the first 200
+/// bytes, `…`, and the SHA-256 of the whole path, unique per path and found again by each walk.
+enum LongPath {
+    static let maxBytes = 2048
+    static let reason = "path_too_long"
+    static let message = "path_too_long: the relative path is longer than \(maxBytes) bytes (shown as its first 200 bytes, …, "
+        + "and the SHA-256 of the whole path); shorten it to import it"
+
+    static func key(_ path: String) -> String {
+        let bytes = Array(path.utf8)
+        var end = min(200, bytes.count)
+        while end > 0, end < bytes.count, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // a UTF-8 boundary
+        return String(decoding: bytes[..<end], as: UTF8.self) + "…" + SHA256.hex(bytes)
     }
 }
