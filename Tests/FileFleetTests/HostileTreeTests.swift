@@ -195,7 +195,10 @@ import Testing
         #expect(first.imported == 2 && first.failed == 2 && first.planned == 4)
         #expect(try await fleet.documents().paths == Set([atLimit, "short.md"].map { Array($0.utf8) }))
         let failures = try await fleet.failures("long")
-        #expect(Set(failures.keys) == Set([over, far].map(LongPath.key)))
+        // `far`: its first directory past the limit stands for it (nothing under it fits either).
+        let farDirectory = far.split(separator: "/").prefix(11).joined(separator: "/")
+        #expect(farDirectory.utf8.count == 2199)
+        #expect(Set(failures.keys) == Set([over, farDirectory].map(LongPath.key)))
         #expect(failures.values.allSatisfy { $0.reason == "path_too_long" && $0.message.contains("2048 bytes") })
         #expect(failures.keys.allSatisfy { $0.hasPrefix("b") || $0.hasPrefix("c") })
 
@@ -208,6 +211,27 @@ import Testing
         #expect(fixed.status == .completed && fixed.exitCode == 0, "\(fixed.json())")
         #expect(try await fleet.failures("long").isEmpty)
         #expect(try await fleet.documents().paths.count == 2)
+
+        // A file deeper than PATH_MAX (it once vanished without a word): the walk stops at the first
+        // directory past the limit and quarantines that directory, so the file is accounted for.
+        let components = (0..<25).map { "e\($0)" + String(repeating: "d", count: 197 - String($0).count) }
+        var fd = open(tree.root, O_DIRECTORY | O_RDONLY)
+        for component in components {
+            mkdirat(fd, component, 0o755)
+            let next = openat(fd, component, O_DIRECTORY | O_RDONLY)
+            close(fd)
+            fd = next
+        }
+        let file = openat(fd, "deep.md", O_CREAT | O_WRONLY, 0o644)
+        #expect(file >= 0 && write(file, "# deep\n", 7) == 7)
+        close(file)
+        close(fd)
+        #expect(tree.root.utf8.count + components.count * 200 > Int(PATH_MAX))
+        let deep = try await fleet.sync(tree.root, sourceID: "long")
+        #expect(deep.status == .completed_with_failures && deep.failed == 1, "\(deep.json())")
+        let directory = components.prefix(11).joined(separator: "/")  // the first past 2,048 bytes
+        #expect(try await fleet.failures("long").mapValues(\.reason) == [LongPath.key(directory): "path_too_long"])
+        _ = try Command.run("/bin/rm", ["-rf", tree.root + "/" + components[0]])
     }
 
     /// A read that may pass is tried the run's `max_attempts` times before it is quarantined.

@@ -45,7 +45,6 @@ public struct DirectoryPlanner: Sendable {
             var seen = Set<ExactPath>()
             try DirectoryWalker(root: root, filter: filter).walk(file: { file in
                 plan.listed += 1
-                guard file.path.utf8.count <= LongPath.maxBytes else { return plan.longPaths.append(LongPath.key(file.path)) }
                 seen.insert(ExactPath(file.path))
                 guard let (size, mtime, sha) = known[ExactPath(file.path)] else { return plan.paths.append(file.path) }
                 if size == file.size && mtime == file.mtimeMicros { return }
@@ -57,7 +56,7 @@ public struct DirectoryPlanner: Sendable {
                 } else {
                     plan.paths.append(file.path)
                 }
-            }, invalidName: { plan.invalidNames.append($0) })
+            }, invalidName: { plan.invalidNames.append($0) }, tooLong: { plan.longPaths.append(LongPath.key($0)) })
             let gone = known.keys.filter { !seen.contains($0) }.map(\.path)  // deleted from the source
             plan.paths += gone
             plan.stored = known.count

@@ -62,7 +62,11 @@ public struct DirectoryWalker {
         self.filter = filter
     }
 
-    public func walk(file: (ListedFile) throws -> Void, invalidName: (String) -> Void = { _ in }) throws {
+    /// `tooLong` gets each file, and each directory (one entry: nothing under it can be stored
+    /// either), whose relative path is longer than `LongPath.maxBytes`; the walk does not descend
+    /// into such a directory, so no path it builds reaches `PATH_MAX`.
+    public func walk(file: (ListedFile) throws -> Void, invalidName: (String) -> Void = { _ in },
+                     tooLong: (String) -> Void = { _ in }) throws {
         var pending: [String] = [""]
         while let relative = pending.popLast() {
             let absolute = relative.isEmpty ? root : root + "/" + relative
@@ -82,7 +86,14 @@ public struct DirectoryWalker {
                 let path = relative.isEmpty ? name : relative + "/" + name
                 var info = stat()
                 guard lstat(root + "/" + path, &info) == 0 else { continue }
-                switch info.st_mode & S_IFMT {
+                let kind = info.st_mode & S_IFMT
+                if path.utf8.count > LongPath.maxBytes {
+                    let taken = kind == S_IFDIR ? filter.descendsInto(path)
+                        : (kind == S_IFREG || kind == S_IFLNK) && filter.includesFile(path)
+                    if taken { tooLong(path) }
+                    continue
+                }
+                switch kind {
                 case S_IFDIR:
                     if filter.descendsInto(path) { pending.append(path) }
                 case S_IFREG:
