@@ -234,6 +234,41 @@ import Testing
         _ = try Command.run("/bin/rm", ["-rf", tree.root + "/" + components[0]])
     }
 
+    /// SPEC §6.11: files whose write the database rejects (a trigger's RAISE, a CHECK) are found by
+    /// splitting the batch, quarantined `rejected` with the SQLSTATE, and the rest of the batch commits.
+    @Test func filesTheDatabaseRejectsAreIsolatedAndTheRestCommits() async throws {
+        let fleet = try await HostileFleet()
+        let tree = try HostileBase("poison")
+        let paths = (0..<300).map { "n/\($0).md" }
+        for path in paths + ["n/poison.md", "n/check.md"] { try tree.write(path, "# \(path)\n") }
+        let empty = try HostileBase("poison-empty")
+        _ = try await fleet.sync(empty.root, sourceID: "empty")  // applies the schema
+        try await fleet.withConnection { c in
+            _ = try await c.executeScript("""
+                CREATE FUNCTION \(fleet.schema.name).poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN IF NEW.path = 'n/poison.md' THEN RAISE EXCEPTION 'poison file %', NEW.path; END IF; RETURN NEW; END $$;
+                CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON \(fleet.schema.documents)
+                  FOR EACH ROW EXECUTE FUNCTION \(fleet.schema.name).poison();
+                ALTER TABLE \(fleet.schema.documents) ADD CONSTRAINT no_check CHECK (path <> 'n/check.md');
+                """)
+        }
+        let first = try await fleet.sync(tree.root, sourceID: "poison")
+        #expect(first.status == .completed_with_failures && first.exitCode == 3, "\(first.json())")
+        #expect(first.imported == 300 && first.failed == 2, "\(first.json())")
+        let failures = try await fleet.failures("poison")
+        #expect(failures.mapValues(\.reason) == ["n/poison.md": "rejected", "n/check.md": "rejected"])
+        #expect(failures["n/poison.md"]?.message.contains("SQLSTATE P0001") == true, "\(failures)")
+        #expect(failures["n/poison.md"]?.message.contains("poison file n/poison.md") == true)
+        #expect(failures["n/check.md"]?.message.contains("SQLSTATE 23514") == true, "\(failures)")
+        #expect(try await fleet.documents().paths == Set(paths.map { Array($0.utf8) }))
+
+        try tree.remove("n/poison.md")
+        try tree.remove("n/check.md")
+        let fixed = try await fleet.sync(tree.root, sourceID: "poison")
+        #expect(fixed.status == .completed && fixed.exitCode == 0, "\(fixed.json())")
+        #expect(try await fleet.failures("poison").isEmpty)
+    }
+
     /// A read that may pass is tried the run's `max_attempts` times before it is quarantined.
     @Test func unreadableFilesAreTriedMaxAttemptsTimes() throws {
         let tree = try HostileBase("attempts")

@@ -80,17 +80,46 @@ final class BatchImporter: Sendable {
                 guard !accepted.isEmpty else { continue }
             }
             let outcomes = try await readFiles(accepted, run: run)
-            let counts = try await withRetry(.default) {
-                try await pool.withConnection { c in
-                    try await writer.write(run: runID, sourceID: run.sourceID, outcomes: outcomes, on: c)
-                }
-            }
+            let counts = try await writeIsolatingRejections(run: runID, sourceID: run.sourceID, outcomes: outcomes)
             result.counts.imported += counts.imported
             result.counts.unchanged += counts.unchanged
             result.counts.deleted += counts.deleted
             result.counts.failed += counts.failed
         }
         return result
+    }
+
+    /// Writes `outcomes` in one transaction (transient errors retried, SPEC §6.9). When the
+    /// database rejects the data itself (`Rejection`), the batch is split in halves until each
+    /// rejected file is alone; that file is quarantined `rejected` with the SQLSTATE and message,
+    /// and the rest commits (SPEC §6.11). A batch of n files with one poison file costs about
+    /// 2·log2(n) extra transactions.
+    private func writeIsolatingRejections(run: Int64, sourceID: String,
+                                          outcomes: [(path: String, outcome: FileOutcome)]) async throws -> OutcomeCounts {
+        do {
+            return try await withRetry(.default) {
+                try await pool.withConnection { c in
+                    try await writer.write(run: run, sourceID: sourceID, outcomes: outcomes, on: c)
+                }
+            }
+        } catch let error as PostgresError where Rejection.isRejection(error) {
+            guard outcomes.count > 1 else {
+                let path = outcomes[0].path
+                log.event("rejected", ["run": String(run), "path": path, "sqlstate": error.code.rawValue, "error": error.message])
+                let failed = FileOutcome.failed(reason: Rejection.reason,
+                                                message: "rejected: SQLSTATE \(error.code.rawValue): \(error.message)", attempts: 1)
+                return try await withRetry(.default) {
+                    try await pool.withConnection { c in
+                        try await writer.write(run: run, sourceID: sourceID, outcomes: [(path, failed)], on: c)
+                    }
+                }
+            }
+            let half = outcomes.count / 2
+            let first = try await writeIsolatingRejections(run: run, sourceID: sourceID, outcomes: Array(outcomes[..<half]))
+            let second = try await writeIsolatingRejections(run: run, sourceID: sourceID, outcomes: Array(outcomes[half...]))
+            return OutcomeCounts(imported: first.imported + second.imported, unchanged: first.unchanged + second.unchanged,
+                                 deleted: first.deleted + second.deleted, failed: first.failed + second.failed)
+        }
     }
 
     private func context(_ runID: Int64) async throws -> RunContext? {
@@ -171,5 +200,19 @@ final class BatchImporter: Sendable {
     private static func isSymbolicLink(_ path: String, root: String) -> Bool {
         var info = stat()
         return lstat(root + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+    }
+}
+
+/// Errors in which the database rejects a file's data, not the connection or the schema: a data
+/// exception (class 22: a value out of range, an invalid byte sequence), an integrity constraint
+/// (23: a CHECK, a foreign key), a program limit (54: an index row too large), or a trigger's
+/// RAISE (P0). Others (permissions, a missing table, timeouts 57014/55P03) would reject every
+/// file alike, so they fail the batch as before instead of quarantining the tree.
+enum Rejection {
+    static let reason = "rejected"
+    static let classes: Set<String> = ["22", "23", "54", "P0"]
+
+    static func isRejection(_ error: PostgresError) -> Bool {
+        !error.isRetryable && classes.contains(error.code.errorClass)
     }
 }
