@@ -333,6 +333,29 @@ import TestSupport
         try await expectTableEqualsWorkTree()
     }
 
+    /// SPEC §6.11 in git mode: a tracked path too long to be a key (it aborted planning with
+    /// 54000) is quarantined `path_too_long` under its stand-in key; deleted, its row leaves.
+    @Test func gitPathTooLongToStoreIsQuarantinedAndLeavesWhenDeleted() async throws {
+        let long = (0..<14).map { "g\($0)" + String(repeating: "d", count: 197 - String($0).count) }.joined(separator: "/") + "/long.md"
+        #expect(long.utf8.count > 2704)  // past what a btree entry holds
+        for i in 0..<5 { try repo.write("f\(i).md", "# \(i)\n") }
+        try repo.write(long, "# long\n")
+        try repo.commit("with a long path")
+        let first = try await sync()
+        #expect(first.status == .completed_with_failures && first.failed == 1 && first.imported == 5, "\(first.json())")
+        let failures = try await query("SELECT path, reason FROM \(schema.failures)")
+            .map { (try $0.decode(String.self, 0), try $0.decode(String.self, 1)) }
+        #expect(failures.map(\.0) == [LongPath.key(long)] && failures.map(\.1) == ["path_too_long"])
+        try await expectTableEqualsWorkTree(excluding: { $0 == long })
+
+        try repo.git("rm", "-q", long)
+        try repo.commit("long path gone")
+        let gone = try await sync()
+        #expect(gone.status == .completed && gone.exitCode == 0, "\(gone.json())")
+        #expect(try await query("SELECT count(*) FROM \(schema.failures)").first?.decode(Int.self, 0) == 0)
+        try await expectTableEqualsWorkTree()
+    }
+
     @Test func gitRewriteDiscardsAnOpenRunWhosePinIsGone() async throws {
         for i in 0..<10 { try repo.write("f\(i).md", "# \(i)\n") }
         try repo.commit("initial")

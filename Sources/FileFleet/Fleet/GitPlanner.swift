@@ -48,8 +48,10 @@ public struct GitPlanner: Sendable {
         let store = RunStore(schema: schema)
         let source = try await store.source(sourceID, on: c)
         let bookmark = source?.mode == "git" ? source?.bookmark : nil
-        let failed = try await c.query("SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID)")
-            .map { try $0.decode(String.self, 0) }
+        // A long path's row holds a stand-in key, not a path to replan: it stays until git lists the path again.
+        let failed = try await c.query("""
+            SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) AND reason <> \(LongPath.reason)
+            """).map { try $0.decode(String.self, 0) }
 
         let (pin, reachable) = try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
             (try repo.head(), try bookmark.map { try repo.hasCommit($0) } ?? false)

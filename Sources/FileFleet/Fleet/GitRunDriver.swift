@@ -7,17 +7,26 @@ extension RunDriver {
     func planGitRun(sourceID: String, root: String, full: Bool = false) async throws -> RunRecord {
         let planner = GitPlanner(schema: settings.schema)
         let filter = PathFilter(includes: options.includes, excludes: options.excludes)
-        let plan = try await db { c in
+        var planned = try await db { c in
             try await planner.plan(sourceID: sourceID, root: root, filter: filter, forceFull: full, on: c)
         }
+        // Paths too long to be keys (SPEC §6.11): on disk, quarantined under a stand-in key; gone,
+        // their quarantine row leaves.
+        let (fits, longKeys, longGone) = LongPath.setAside(planned.paths, root: root)
+        planned.paths = fits + longKeys
+        for key in longKeys { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
+        let plan = planned
         if plan.full {
             try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
         }
         for name in plan.invalidNames { log.event("skipped", ["reason": "invalid_name", "path": name]) }
         let run = try await db { c in
             try await lease.fenced(on: c) { c in
-                try await planner.createRun(plan, sourceID: sourceID, token: lease.token, maxFileBytes: options.maxFileBytes,
-                                            maxAttempts: options.maxAttempts, on: c)
+                let run = try await planner.createRun(plan, sourceID: sourceID, token: lease.token, maxFileBytes: options.maxFileBytes,
+                                                      maxAttempts: options.maxAttempts, on: c)
+                try await Quarantine(schema: settings.schema)
+                    .recordLongPaths(longKeys, gone: longGone, run: run.id, sourceID: sourceID, on: c)
+                return run
             }
         }
         log.event("planned", ["run": String(run.id), "source": sourceID, "mode": "git",

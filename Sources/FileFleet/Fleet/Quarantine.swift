@@ -1,4 +1,5 @@
 import FleetPostgres
+import Glibc
 
 /// Failures the coordinator finds itself, while planning: names that are not valid UTF-8
 /// (SPEC §5, §6.8). No worker can import them, so they are never published: each is planned and
@@ -13,18 +14,31 @@ struct Quarantine: Sendable {
         try await record(names, reason: InvalidName.reason, message: InvalidName.message, run: run, sourceID: sourceID, on: c)
     }
 
-    /// Stand-in keys (`LongPath.key`) of paths too long to be keys.
+    /// Stand-in keys (`LongPath.key`) of paths too long to be keys. A directory walk sees every
+    /// such path, so rows it no longer sees leave; git mode, which sees only what changed, names
+    /// the keys of paths that are `gone` instead.
     func recordLongPaths(_ keys: [String], run: Int64, sourceID: String, on c: PostgresConnection) async throws {
         try await record(keys, reason: LongPath.reason, message: LongPath.message, run: run, sourceID: sourceID, on: c)
     }
 
-    /// Quarantines `names` with `reason`, and lets rows of that reason no longer seen leave.
-    private func record(_ names: [String], reason: String, message: String, run: Int64, sourceID: String,
-                        on c: PostgresConnection) async throws {
+    func recordLongPaths(_ keys: [String], gone: [String], run: Int64, sourceID: String, on c: PostgresConnection) async throws {
         try await c.execute("""
             DELETE FROM \(unescaped: schema.failures)
-             WHERE source_id = \(sourceID) AND reason = \(reason) AND path <> ALL(\(names)::text[])
+             WHERE source_id = \(sourceID) AND reason = \(LongPath.reason) AND path = ANY(\(gone)::text[])
             """)
+        try await record(keys, reason: LongPath.reason, message: LongPath.message, run: run, sourceID: sourceID,
+                         sweep: false, on: c)
+    }
+
+    /// Quarantines `names` with `reason`, and lets rows of that reason no longer seen leave.
+    private func record(_ names: [String], reason: String, message: String, run: Int64, sourceID: String,
+                        sweep: Bool = true, on c: PostgresConnection) async throws {
+        if sweep {
+            try await c.execute("""
+                DELETE FROM \(unescaped: schema.failures)
+                 WHERE source_id = \(sourceID) AND reason = \(reason) AND path <> ALL(\(names)::text[])
+                """)
+        }
         guard !names.isEmpty else { return }
         try await c.execute("""
             INSERT INTO \(unescaped: schema.failures) AS f (source_id, path, reason, message, attempts, run_id)
@@ -51,6 +65,18 @@ enum LongPath {
     static let reason = "path_too_long"
     static let message = "path_too_long: the relative path is longer than \(maxBytes) bytes (shown as its first 200 bytes, …, "
         + "and the SHA-256 of the whole path); shorten it to import it"
+
+    /// `paths` that fit, and the keys of the others: those on disk, and those gone.
+    static func setAside(_ paths: [String], root: String) -> (fits: [String], onDisk: [String], gone: [String]) {
+        var fits: [String] = [], onDisk: [String] = [], gone: [String] = []
+        for path in paths {
+            guard path.utf8.count > maxBytes else { fits.append(path); continue }
+            var info = stat()
+            let missing = lstat(root + "/" + path, &info) != 0 && (errno == ENOENT || errno == ENOTDIR)
+            if missing { gone.append(key(path)) } else { onDisk.append(key(path)) }
+        }
+        return (fits, onDisk, gone)
+    }
 
     static func key(_ path: String) -> String {
         let bytes = Array(path.utf8)
