@@ -60,8 +60,12 @@ public final class PostgresConnection: @unchecked Sendable {
 
     private static func openBlocking(_ url: String, password: String?) throws -> Handle {
         // Earlier keywords are defaults; the expanded connection string (dbname) overrides them.
+        // Keepalives and the user timeout let this side notice a server that vanished (a cut
+        // link) within about 30 s instead of the system's two hours.
         let pairs = [("connect_timeout", "10"), ("fallback_application_name", "filefleet"),
-                     ("client_encoding", "UTF8"), ("dbname", url)]
+                     ("client_encoding", "UTF8"), ("keepalives", "1"), ("keepalives_idle", "10"),
+                     ("keepalives_interval", "5"), ("keepalives_count", "3"), ("tcp_user_timeout", "30000"),
+                     ("dbname", url)]
         let keys = pairs.map { strdup($0.0) }
         let values = pairs.map { strdup($0.1) }
         defer { keys.forEach { free($0) }; values.forEach { free($0) } }
@@ -76,15 +80,31 @@ public final class PostgresConnection: @unchecked Sendable {
             throw PostgresError.connectFailure(message, password: password)
         }
         PQsetNoticeProcessor(pg, { _, _ in }, nil)
-        let res = PQexec(pg, "SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO, MDY'; SET IntervalStyle TO 'postgres'")
+        let res = PQexec(pg, sessionSetup)
         defer { PQclear(res) }
-        if PQresultStatus(res) != PGRES_COMMAND_OK {
+        if PQresultStatus(res) != PGRES_TUPLES_OK {
             let error = makeError(pg, res, statement: nil, password: password)
             PQfinish(pg)
             throw error
         }
         return Handle(pointer: pg)
     }
+
+    /// What every session starts with: the formats FileFleet decodes, and bounds on what a peer
+    /// that vanished can hold. The server drops a session whose client went silent (keepalives,
+    /// user timeout: about 25–30 s) or that sat in a transaction for a minute, so its row locks
+    /// do not outlive it. A bound still at the server's default (none, or the system's keepalive
+    /// timing) gets FileFleet's; one the user set (URL `options`, `PGOPTIONS`, the role, the
+    /// server's configuration) is kept.
+    static let sessionSetup = """
+        SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO, MDY'; SET IntervalStyle TO 'postgres';
+        SELECT set_config(name, bound.value, false)
+          FROM (VALUES ('idle_in_transaction_session_timeout', '60s'), ('tcp_keepalives_idle', '10'),
+                       ('tcp_keepalives_interval', '5'), ('tcp_keepalives_count', '3'),
+                       ('tcp_user_timeout', '30000')) AS bound(name, value)
+          JOIN pg_settings USING (name)
+         WHERE source = 'default'
+        """
 
     /// True once the connection is closed or libpq has seen it fail; a pool replaces it.
     public var isBroken: Bool { state.withLock { $0.broken || $0.closed } }

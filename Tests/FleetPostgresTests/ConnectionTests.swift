@@ -196,6 +196,40 @@ struct Payload: Codable, Equatable { var name: String; var tags: [String] }
     #expect(bad.map { !"\($0)".contains("s3cretPW") } == true)
 }
 
+@Test func sessionsBoundWhatAVanishedPeerCanHold() async throws {
+    let env = try await TestEnvironment.shared()
+    let conn = try await PostgresConnection.connect(env.postgresURL)
+    defer { Task { await conn.close() } }
+    let bounds = try await conn.query("""
+        SELECT current_setting('idle_in_transaction_session_timeout'), current_setting('tcp_keepalives_idle'),
+               current_setting('tcp_keepalives_count'), current_setting('tcp_user_timeout')
+        """)[0]
+    #expect(try bounds.decode(String.self, 0) == "1min")
+    #expect(try bounds.decode(String.self, 1) == "10")
+    #expect(try bounds.decode(String.self, 2) == "3")
+    #expect(try bounds.decode(String.self, 3) == "30000")  // milliseconds
+
+    // A bound the user gives wins, and it does what it says: a session that sits in a transaction
+    // past it is ended by the server and its row lock goes with it.
+    let separator = env.postgresURL.contains("?") ? "&" : "?"
+    let short = env.postgresURL + separator + "options=-c%20idle_in_transaction_session_timeout%3D1s"
+    let holder = try await PostgresConnection.connect(short)
+    defer { Task { await holder.close() } }
+    #expect(try await holder.query("SHOW idle_in_transaction_session_timeout")[0].decode(String.self, 0) == "1s")
+    let table = "lock_probe_\(UInt32.random(in: 0...UInt32.max))"
+    try await conn.execute("CREATE TABLE \(unescaped: table) (id int PRIMARY KEY)")
+    defer { Task { try? await conn.execute("DROP TABLE IF EXISTS \(unescaped: table)") } }
+    try await conn.execute("INSERT INTO \(unescaped: table) VALUES (1)")
+    try await holder.execute("BEGIN")
+    try await holder.execute("UPDATE \(unescaped: table) SET id = 1 WHERE id = 1")
+    let waited = ContinuousClock.now
+    try await conn.execute("SET lock_timeout = '20s'")
+    try await conn.execute("UPDATE \(unescaped: table) SET id = 1 WHERE id = 1")  // waits for the holder to be dropped
+    #expect(ContinuousClock.now - waited >= .milliseconds(500))
+    #expect(ContinuousClock.now - waited < .seconds(15))
+    await #expect(throws: PostgresError.self) { try await holder.query("SELECT 1") }
+}
+
 /// A Mutex that closures can capture.
 final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
