@@ -123,8 +123,8 @@ extension String {
 }
 
 /// Keeps passwords out of anything shown.
-enum Redact {
-    static func scrub(_ text: String, password: String?) -> String {
+public enum Redact {
+    public static func scrub(_ text: String, password: String? = nil) -> String {
         var out = text
         if let password, !password.isEmpty {
             out = out.replacingAll(password, with: "********")

@@ -45,6 +45,11 @@ struct Status: AsyncParsableCommand {
                          lease?.holder == nil ? "-" : lease?.heartbeat_age_seconds.map { String(format: "%.1fs", $0) } ?? "-"])
         }
         out += table(header, rows)
+        for source in report.sources {
+            guard let stop = source.run?.stopped else { continue }
+            out += "\n\(source.id): the last sync of run \(source.run!.id) aborted at \(stop.at): \(stop.reason)"
+                + (stop.error.map { ": \($0)" } ?? "") + "\n"
+        }
         out += "\nWORKERS (\(report.workers.count) live)\n"
         out += table(["ID", "STATE", "FILES", "BEAT AGE"], report.workers.map {
             [$0.id, $0.state, String($0.imported), String(format: "%.1fs", $0.heartbeat_age_seconds)]

@@ -32,6 +32,8 @@ struct Sync: AsyncParsableCommand {
     var stallWindow: Double?
     @Option(help: "With no in-process workers: seconds to wait for a live `filefleet worker` before exiting 5 (default: 30).")
     var noWorkerTimeout: Double?
+    @Option(help: "In-process workers: seconds a batch may take before it is rolled back (default: 120).")
+    var batchTimeout: Double?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var httpOptions: HTTPOptions
 
@@ -96,6 +98,7 @@ struct Sync: AsyncParsableCommand {
                                     grace: try seconds(takeoverGrace, "--takeover-grace"))
         options.stallWindow = try seconds(stallWindow, "--stall-window") ?? options.stallWindow
         options.noWorkerTimeout = try seconds(noWorkerTimeout, "--no-worker-timeout") ?? options.noWorkerTimeout
+        options.batchTimeout = try seconds(batchTimeout, "--batch-timeout") ?? options.batchTimeout
         if let sourceId, sourceId.isEmpty || sourceId.utf8.contains(UInt8(ascii: "/")) {
             throw UsageError("--source-id must be non-empty and without '/'")
         }

@@ -11,6 +11,8 @@ struct Worker: AsyncParsableCommand {
     @Option(help: "Paths per batch and per Postgres transaction (default: 500).") var batchSize: Int?
     @Option(help: "How long to wait to fill a batch, in milliseconds (default: 50).") var batchWaitMs: Int?
     @Option(help: "Seconds to finish the in-flight batch after SIGTERM (default: 20).") var drainTimeout: Double?
+    @Option(help: "Seconds a batch may take before it is rolled back and its partitions handed on (default: 120; a file read gets half).")
+    var batchTimeout: Double?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var httpOptions: HTTPOptions
 
@@ -22,6 +24,7 @@ struct Worker: AsyncParsableCommand {
             if let batchSize { guard batchSize > 0 else { throw UsageError("--batch-size must be positive") }; options.batchSize = batchSize }
             if let batchWaitMs { guard batchWaitMs >= 0 else { throw UsageError("--batch-wait-ms must be ≥ 0") }; options.batchWait = .milliseconds(batchWaitMs) }
             if let drainTimeout { guard drainTimeout > 0 else { throw UsageError("--drain-timeout must be positive") }; options.drainTimeout = .milliseconds(Int64(drainTimeout * 1000)) }
+            if let batchTimeout { guard batchTimeout > 0 else { throw UsageError("--batch-timeout must be positive") }; options.batchTimeout = .milliseconds(Int64(batchTimeout * 1000)) }
             let worker = FileFleet.Worker(settings: settings, options: options)
             let http = try httpOptions.start(settings: settings, metrics: worker.metrics)
             defer { http?.stop() }

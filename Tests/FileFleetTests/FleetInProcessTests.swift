@@ -82,7 +82,7 @@ import TestSupport
             let store = RunStore(schema: schema)
             let run = try await store.createRun(sourceID: tree.sourceID, mode: "directory", pin: nil, token: 0, plan: paths,
                                                 maxFileBytes: 1 << 20, maxAttempts: 3, on: c)
-            let context = RunContext(sourceID: tree.sourceID, root: tree.root, state: "running", maxFileBytes: 1 << 20, maxAttempts: 3)
+            let context = RunContext(id: run.id, sourceID: tree.sourceID, root: tree.root, state: "running", maxFileBytes: 1 << 20, maxAttempts: 3)
             let banked = paths.prefix(4).map { ($0, BatchImporter.readFile($0, run: context)) }
             _ = try await BatchWriter(schema: schema, worker: "seed").write(run: run.id, sourceID: tree.sourceID,
                                                                              outcomes: banked, on: c)

@@ -217,6 +217,52 @@ import TestSupport
         await fleet.shutdown()
     }
 
+    /// An abort the spec has no code for still says why: a stable `reason` class, the error's
+    /// class and message in `error` (JSON) and in `status`, until a sync resumes the run.
+    @Test(.timeLimit(.minutes(2)))
+    func fleetAbortedSyncSaysWhyInTheSummaryAndInStatus() async throws {
+        let tree = try FleetTree.make(files: 120)
+        defer { tree.remove() }
+        let fleet = try await Fleet()
+        do {
+            let migrate = try fleet.start("migrate", ["migrate"])
+            #expect(await migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.transcript)")
+            // The database refuses to let the run finish (as a revoked privilege would).
+            try await fleet.query { c in
+                _ = try await c.executeScript("""
+                    CREATE FUNCTION filefleet.no_finish() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN IF NEW.state <> 'running' THEN
+                        RAISE EXCEPTION 'runs are read-only today' USING ERRCODE = 'insufficient_privilege';
+                      END IF; RETURN NEW; END $$;
+                    CREATE TRIGGER no_finish BEFORE UPDATE ON filefleet.runs FOR EACH ROW EXECUTE FUNCTION filefleet.no_finish();
+                    """)
+            }
+            let worker = try fleet.worker("worker")
+            let sync = try fleet.sync("sync", tree)
+            #expect(await sync.waitForExit(timeout: .seconds(60)) == 4, "\(sync.transcript)")
+            let object = try #require(sync.summaryObject, "\(sync.transcript)")
+            #expect(object["status"] as? String == "aborted")
+            #expect(object["reason"] as? String == "store_error")
+            let error = object["error"] as? String ?? ""
+            #expect(error.contains("PostgresError 42501") && error.contains("runs are read-only today"), "\(error)")
+            let status = try fleet.start("status", ["status"])
+            #expect(await status.waitForExit(timeout: .seconds(30)) == 0, "\(status.transcript)")
+            #expect(status.stdout.contains("aborted at") && status.stdout.contains("store_error: PostgresError 42501"), "\(status.stdout)")
+
+            try await fleet.query { c in _ = try await c.executeScript("DROP TRIGGER no_finish ON filefleet.runs") }
+            let rerun = try fleet.sync("rerun", tree)
+            #expect(await rerun.waitForExit(timeout: .seconds(60)) == 0, "\(rerun.transcript)")
+            #expect(rerun.summary?.run_id == sync.summary?.run_id && rerun.summaryObject?["error"] is NSNull, "\(rerun.stdout)")
+            let after = try fleet.start("status-after", ["status"])
+            #expect(await after.waitForExit(timeout: .seconds(30)) == 0)
+            #expect(!after.stdout.contains("aborted at"), "\(after.stdout)")
+            #expect(await terminateWorkers([worker]) == [0])
+        } catch {
+            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
+        }
+        await fleet.shutdown()
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func fleetSecondSyncWhileFirstRunsIsSkipped() async throws {
         let tree = try FleetTree.make(files: 500)

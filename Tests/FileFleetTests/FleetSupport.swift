@@ -51,6 +51,9 @@ struct FleetTree: Sendable {
         expected[path] = SHA256.hex(bytes)
     }
 
+    /// A file the tree holds that this type did not write (a mount inside it).
+    mutating func expect(_ path: String, bytes: [UInt8]) { expected[path] = SHA256.hex(bytes) }
+
     mutating func delete(_ path: String) throws {
         guard unlink(root + "/" + path) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         expected[path] = nil

@@ -274,7 +274,7 @@ import Testing
         let tree = try HostileBase("attempts")
         try tree.link("loop.md", "loop.md")  // ELOOP: `unreadable`
         for attempts in [1, 3] {
-            let run = RunContext(sourceID: "s", root: tree.root, state: "running", maxFileBytes: 100, maxAttempts: attempts)
+            let run = RunContext(id: 0, sourceID: "s", root: tree.root, state: "running", maxFileBytes: 100, maxAttempts: attempts)
             guard case .failed(let reason, _, let tried) = BatchImporter.readFile("loop.md", run: run) else {
                 Issue.record("loop.md was not a failure")
                 return
@@ -282,7 +282,7 @@ import Testing
             #expect(reason == "unreadable" && tried == attempts)
         }
         try tree.write("big.txt", String(repeating: "b", count: 101))
-        let run = RunContext(sourceID: "s", root: tree.root, state: "running", maxFileBytes: 100, maxAttempts: 3)
+        let run = RunContext(id: 0, sourceID: "s", root: tree.root, state: "running", maxFileBytes: 100, maxAttempts: 3)
         guard case .failed(let reason, _, let tried) = BatchImporter.readFile("big.txt", run: run) else {
             Issue.record("big.txt was not a failure")
             return

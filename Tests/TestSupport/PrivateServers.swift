@@ -44,6 +44,12 @@ public final class PostgresServer: Sendable {
         let cluster = self.cluster
         try await runBlocking { try cluster.stop() }
     }
+
+    /// Starts it again after `stop`, on the same port.
+    public func start() async throws {
+        let cluster = self.cluster
+        try await runBlocking { try cluster.start() }
+    }
 }
 
 /// A Tansu broker owned by one test (or the shared one).

@@ -6,6 +6,7 @@ import Synchronization
 /// A run as a worker needs it: where its source is and how strict to be. Read from Postgres,
 /// never from the message (SPEC §6.10).
 struct RunContext: Sendable {
+    var id: Int64
     var sourceID: String
     var root: String
     var state: String
@@ -26,12 +27,15 @@ final class BatchImporter: Sendable {
     let writer: BatchWriter
     let pool: PostgresPool
     let log: Log
+    let metrics: FleetMetrics
     private let runs = Mutex<[Int64: RunContext?]>([:])
 
-    init(settings: FleetSettings, options: WorkerOptions, worker: String, pool: PostgresPool, log: Log) {
+    init(settings: FleetSettings, options: WorkerOptions, worker: String, pool: PostgresPool, log: Log,
+         metrics: FleetMetrics) {
+        self.metrics = metrics
         self.settings = settings
         self.options = options
-        self.writer = BatchWriter(schema: settings.schema, worker: worker)
+        self.writer = BatchWriter(schema: settings.schema, worker: worker, timeout: options.batchTimeout)
         self.pool = pool
         self.log = log
     }
@@ -79,7 +83,7 @@ final class BatchImporter: Sendable {
                 accepted = accepted.filter { planned.contains(ExactPath($0)) }
                 guard !accepted.isEmpty else { continue }
             }
-            let outcomes = try await readFiles(accepted, run: run)
+            let outcomes = await readFiles(accepted, run: run)
             let counts = try await writeIsolatingRejections(run: runID, sourceID: run.sourceID, outcomes: outcomes)
             result.counts.imported += counts.imported
             result.counts.unchanged += counts.unchanged
@@ -131,7 +135,7 @@ final class BatchImporter: Sendable {
                   FROM \(unescaped: schema.runs) r JOIN \(unescaped: schema.sources) s ON s.id = r.source_id
                  WHERE r.id = \(runID)
                 """).first.map { row in
-                RunContext(sourceID: try row.decode(String.self, 0), root: try row.decode(String.self, 1),
+                RunContext(id: runID, sourceID: try row.decode(String.self, 0), root: try row.decode(String.self, 1),
                            state: try row.decode(String.self, 2), maxFileBytes: try row.decode(Int.self, 3),
                            maxAttempts: try row.decode(Int.self, 4))
             }
@@ -154,20 +158,52 @@ final class BatchImporter: Sendable {
         })
     }
 
-    /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time.
-    private func readFiles(_ paths: [String], run: RunContext) async throws -> [(path: String, outcome: FileOutcome)] {
+    /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time, each file
+    /// under `options.readTimeout` (see `readBounded`).
+    private func readFiles(_ paths: [String], run: RunContext) async -> [(path: String, outcome: FileOutcome)] {
         let lanes = max(1, min(options.concurrency, paths.count))
-        let chunk = (paths.count + lanes - 1) / lanes
-        return try await withThrowingTaskGroup(of: (Int, [(path: String, outcome: FileOutcome)]).self) { group in
-            for lane in 0..<lanes {
-                let slice = Array(paths.dropFirst(lane * chunk).prefix(chunk))
-                group.addTask {
-                    (lane, try await runBlocking { slice.map { ($0, Self.readFile($0, run: run)) } })
+        return await withTaskGroup(of: (Int, FileOutcome).self) { group in
+            var outcomes = [FileOutcome?](repeating: nil, count: paths.count)
+            var next = 0
+            func start() {
+                let index = next
+                next += 1
+                group.addTask { (index, await self.readBounded(paths[index], run: run)) }
+            }
+            while next < lanes { start() }
+            for await (index, outcome) in group {
+                outcomes[index] = outcome
+                if next < paths.count { start() }
+            }
+            return zip(paths, outcomes).map { ($0, $1!) }
+        }
+    }
+
+    /// One file read on a Dispatch thread. A read still running `options.readTimeout` after it
+    /// began (a hung network mount, a FUSE server that stopped answering) is abandoned: its file
+    /// fails `read_timeout` so the rest of the batch commits, and its thread is left to finish or
+    /// hang; `metrics.stuck` reports it once it outlives `options.stuckBound`.
+    private func readBounded(_ path: String, run: RunContext) async -> FileOutcome {
+        let timeout = options.readTimeout
+        let key = "read \(UInt64.random(in: 0...UInt64.max))"
+        return await withCheckedContinuation { continuation in
+            let pending = Mutex<CheckedContinuation<FileOutcome, Never>?>(continuation)
+            DispatchQueue.global().async { [metrics, log] in
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
+                    guard let waiting = pending.withLock({ $0.take() }) else { return }
+                    metrics.began(key, "a read of \(path)", bound: self.options.stuckBound - timeout)
+                    log.event("read_timeout", ["run": String(run.id), "path": path, "seconds": String(Int(timeout.seconds))])
+                    waiting.resume(returning: .failed(reason: ReadTimeout.reason,
+                                                      message: "the read did not finish within \(Int(timeout.seconds)) s (--batch-timeout / 2)",
+                                                      attempts: 1))
+                }
+                let outcome = Self.readFile(path, run: run)
+                if let waiting = pending.withLock({ $0.take() }) {
+                    waiting.resume(returning: outcome)
+                } else {
+                    metrics.ended(key)
                 }
             }
-            var results: [(Int, [(path: String, outcome: FileOutcome)])] = []
-            for try await lane in group { results.append(lane) }
-            return results.sorted { $0.0 < $1.0 }.flatMap(\.1)
         }
     }
 
@@ -201,6 +237,12 @@ final class BatchImporter: Sendable {
         var info = stat()
         return lstat(root + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
     }
+}
+
+/// A file whose read did not finish within the read timeout: failed for this run, tried again
+/// by the next (SPEC §6.8, §6.12).
+enum ReadTimeout {
+    static let reason = "read_timeout"
 }
 
 /// Errors in which the database rejects a file's data, not the connection or the schema: a data

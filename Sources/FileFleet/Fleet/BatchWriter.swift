@@ -14,11 +14,18 @@ enum FileOutcome: Sendable {
 struct BatchWriter: Sendable {
     let schema: Schema
     let worker: String
+    /// The transaction's statement and lock timeouts: a batch cut off from its worker, or waiting
+    /// on a lock that someone else holds, ends on the server by the batch deadline (SPEC §6.12).
+    var timeout: Duration = WorkerOptions().batchTimeout
 
     /// Returns the outcome counts of the paths this transaction checkpointed.
     func write(run: Int64, sourceID: String, outcomes: [(path: String, outcome: FileOutcome)],
                on connection: PostgresConnection) async throws -> OutcomeCounts {
         try await connection.withTransaction { c in
+            let milliseconds = String(Int64(timeout.seconds * 1000))
+            try await c.query("""
+                SELECT set_config('statement_timeout', \(milliseconds), true), set_config('lock_timeout', \(milliseconds), true)
+                """)
             // Lookups go path by path through the primary key, as scalar subqueries the planner
             // cannot turn into joins: `run_id = $1 AND path = ANY($2)` reads every row of the run
             // whenever the statistics are older than the run (they always are while it fills the

@@ -55,31 +55,20 @@ public struct Coordinator: Sendable {
         } catch let busy as LeaseBusy {
             summary.status = .skipped
             summary.reason = busy.description
-        } catch let lost as LeaseLost {
-            // The reason is the code SPEC §4 names; the details go to the log.
-            summary.status = .aborted
-            summary.reason = "lease_lost"
-            log.event("aborted", ["reason": "lease_lost", "error": "\(lost)"])
         } catch is CancellationError {
             summary.status = .interrupted
-        } catch let error as PostgresError where error.isRetryable {
-            summary.status = .aborted
-            summary.reason = "store_unavailable"
-            log.event("aborted", ["reason": "store_unavailable", "error": "\(error)"])
-        } catch let error as PostgresPoolError {
-            summary.status = .aborted
-            summary.reason = "store_unavailable"
-            log.event("aborted", ["reason": "store_unavailable", "error": "\(error)"])
-        } catch let none as NoWorkers {
-            summary.status = .aborted
-            summary.reason = NoWorkers.reason
-            log.event("aborted", ["reason": NoWorkers.reason, "error": none.description])
         } catch let error as UsageError {
             await pool.close()
             throw error
         } catch {
+            let stop = RunStop(error)
             summary.status = .aborted
-            summary.reason = "\(error)"
+            summary.reason = stop.reason
+            summary.error = stop.error
+            log.event("aborted", ["reason": stop.reason, "error": stop.error])
+            if let run = facts.run {
+                try? await pool.withConnection { c in try await RunStore(schema: settings.schema).recordStop(stop, run: run, on: c) }
+            }
         }
         await pool.close()
         if summary.status == .aborted || summary.status == .interrupted { facts.fill(&summary) }
@@ -105,7 +94,28 @@ extension WorkerOptions {
     static func inProcess(_ sync: SyncOptions) -> WorkerOptions {
         var options = WorkerOptions()
         options.concurrency = max(1, System.coreCount / max(1, sync.workers))
+        options.batchTimeout = sync.batchTimeout
         return options
+    }
+}
+
+/// Why a sync aborted (SPEC §4): a stable code for scripts and the error's class and message
+/// for people, without secrets.
+struct RunStop: Sendable {
+    let reason: String
+    let error: String
+
+    init(_ error: any Error) {
+        switch error {
+        case is LeaseLost: reason = "lease_lost"
+        case let error as PostgresError where error.isRetryable: reason = "store_unavailable"
+        case is PostgresPoolError: reason = "store_unavailable"
+        case is NoWorkers: reason = NoWorkers.reason
+        case is PostgresError: reason = "store_error"
+        case is KafkaError: reason = "broker_error"
+        default: reason = "internal_error"
+        }
+        self.error = Redact.scrub("\(error)")
     }
 }
 
@@ -114,6 +124,8 @@ final class RunFacts: Sendable {
     private let state = Mutex<(run: Int64?, planned: Int, resumed: Int)>((nil, 0, 0))
 
     func record(run: Int64, planned: Int, resumed: Int) { state.withLock { $0 = (run, planned, resumed) } }
+
+    var run: Int64? { state.withLock { $0.run } }
 
     func fill(_ summary: inout SyncSummary) {
         let (run, planned, resumed) = state.withLock { $0 }
@@ -147,6 +159,7 @@ struct RunDriver: Sendable {
         if let open {
             run = open
             log.event("resume", ["run": String(run.id), "source": sourceID, "planned": String(run.planned)])
+            try await db { c in try await store.recordStop(nil, run: run.id, on: c) }
         } else if mode == "git" {
             run = try await planGitRun(sourceID: sourceID, root: root, full: discarded)
         } else {

@@ -19,6 +19,8 @@ public final class FleetMetrics: Sendable {
         var lags: [String: Int] = [:]
         /// (seconds since start, files done) every few seconds, for the status page's chart.
         var samples: [(Double, Int)] = []
+        /// What may hang (a batch, an abandoned read), by key: when it began and how long it may take.
+        var pending: [String: (since: ContinuousClock.Instant, bound: Duration, what: String)] = [:]
     }
 
     private let values = Mutex(Values())
@@ -60,6 +62,24 @@ public final class FleetMetrics: Sendable {
         values.withLock { v in
             if v.samples.last.map({ elapsed - $0.0 >= 2 }) ?? true { v.samples.append((elapsed, done)) }
             if v.samples.count > 300 { v.samples.removeFirst(v.samples.count - 300) }
+        }
+    }
+
+    /// Records that `what` began and must end within `bound`, else the process is stuck.
+    func began(_ key: String, _ what: String, bound: Duration) {
+        values.withLock { $0.pending[key] = (.now, bound, what) }
+    }
+
+    func ended(_ key: String) { _ = values.withLock { v in v.pending.removeValue(forKey: key) } }
+
+    /// Why the process is not alive (`/healthz`): something it began is past its bound, so only a
+    /// restart frees it (a read that hangs on a dead mount, a batch its cancellation cannot end).
+    /// Nil while alive.
+    public var stuck: String? {
+        let now = ContinuousClock.now
+        return values.withLock { v in
+            v.pending.values.filter { now - $0.since > $0.bound }.min { $0.since < $1.since }
+                .map { "\($0.what) running for \(Int((now - $0.since).seconds)) s, past its bound of \(Int($0.bound.seconds)) s" }
         }
     }
 

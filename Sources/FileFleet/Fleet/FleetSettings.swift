@@ -31,6 +31,8 @@ public struct SyncOptions: Sendable {
     public var noWorkerTimeout: Duration = .seconds(30)
     /// Lets a run delete more than half of a source's documents (SPEC §6.13).
     public var allowMassDelete = false
+    /// In-process workers' batch deadline (`WorkerOptions.batchTimeout`).
+    public var batchTimeout: Duration = WorkerOptions().batchTimeout
     /// How often progress is read from the checkpoints.
     public var pollInterval: Duration = .milliseconds(500)
 
@@ -43,6 +45,9 @@ public struct WorkerOptions: Sendable {
     public var batchSize: Int = 500
     public var batchWait: Duration = .milliseconds(50)
     public var drainTimeout: Duration = .seconds(20)
+    /// How long one batch may take (SPEC §6.12): its transaction's statement and lock timeouts,
+    /// and the deadline after which it is rolled back. A file read gets half of it.
+    public var batchTimeout: Duration = .seconds(120)
     public var maxFileBytes: Int = 64 << 20
     public var maxAttempts: Int = 3
     /// Consecutive failed batches before the worker reports not-ready and gives its partitions up.
@@ -50,4 +55,9 @@ public struct WorkerOptions: Sendable {
     public var poolSize: Int = 2
 
     public init() {}
+
+    /// A read still running after this is abandoned and its file fails `read_timeout`.
+    var readTimeout: Duration { batchTimeout / 2 }
+    /// A batch or read stuck for longer makes `/healthz` say the process is not alive.
+    var stuckBound: Duration { batchTimeout * 2 }
 }

@@ -115,6 +115,15 @@ public struct RunStore: Sendable {
     }
 
     /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them).
+    /// Why a sync of `run` aborted, for `status`; `nil` clears it (a sync takes the run up again).
+    func recordStop(_ stop: RunStop?, run: Int64, on c: PostgresConnection) async throws {
+        try await c.execute("""
+            UPDATE \(unescaped: schema.runs)
+               SET stop_reason = \(stop?.reason), stop_error = \(stop?.error), stopped_at = CASE WHEN \(stop?.reason)::text IS NULL THEN NULL ELSE now() END
+             WHERE id = \(run)
+            """)
+    }
+
     public func liveWorkers(on c: PostgresConnection) async throws -> Int {
         try await c.query("""
             SELECT count(*) FROM \(unescaped: schema.workers)

@@ -9,7 +9,8 @@ public enum StatusPage {
         { path in
             switch path {
             case "/healthz":
-                return HTTPServer.Response(body: "ok\n")
+                return metrics.stuck.map { HTTPServer.Response(status: 503, body: "stuck: \($0)\n") }
+                    ?? HTTPServer.Response(body: "ok\n")
             case "/readyz":
                 return metrics.isReady ? HTTPServer.Response(body: "ready\n")
                     : HTTPServer.Response(status: 503, body: "not ready\n")

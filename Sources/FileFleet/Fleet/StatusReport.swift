@@ -24,6 +24,14 @@ public struct StatusReport: Sendable, Codable {
         /// Files per second over the last minute of checkpoints.
         public var rate: Double
         public var eta_seconds: Double?
+        /// Why the last sync of this open run aborted (`reason`, `error`, `at`), until one resumes it.
+        public var stopped: Stop?
+    }
+
+    public struct Stop: Sendable, Codable {
+        public var reason: String
+        public var error: String?
+        public var at: String
     }
 
     public struct Lease: Sendable, Codable {
@@ -86,7 +94,8 @@ public struct StatusReport: Sendable, Codable {
                    to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                    (SELECT count(*) FROM \(unescaped: schema.checkpoints) k
                      WHERE k.run_id = r.id AND k.done_at > now() - interval '60 seconds')::float8
-                     / GREATEST(1, LEAST(60, extract(epoch FROM now() - r.started_at)))::float8
+                     / GREATEST(1, LEAST(60, extract(epoch FROM now() - r.started_at)))::float8,
+                   r.stop_reason, r.stop_error, to_char(r.stopped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
               FROM \(unescaped: schema.runs) r WHERE r.source_id = \(sourceID) ORDER BY r.id DESC LIMIT 1
             """).first else { return nil }
         let planned = try row.decode(Int.self, 2), done = try row.decode(Int.self, 3), rate = try row.decode(Double.self, 7)
@@ -94,7 +103,10 @@ public struct StatusReport: Sendable, Codable {
         return Run(id: try row.decode(Int64.self, 0), state: state, planned: planned, done: done,
                    failed: try row.decode(Int.self, 4), started_at: try row.decode(String.self, 5),
                    finished_at: try row.decode(String?.self, 6), rate: rate,
-                   eta_seconds: state == "running" && rate > 0 ? Double(planned - done) / rate : nil)
+                   eta_seconds: state == "running" && rate > 0 ? Double(planned - done) / rate : nil,
+                   stopped: try row.decode(String?.self, 8).map {
+                       Stop(reason: $0, error: try row.decode(String?.self, 9), at: try row.decode(String?.self, 10) ?? "")
+                   })
     }
 
     static func lease(_ schema: Schema, _ sourceID: String, _ c: PostgresConnection) async throws -> Lease? {

@@ -18,6 +18,8 @@ public struct SyncSummary: Sendable, Codable, Equatable {
     public var failed = 0
     public var elapsed_seconds = 0.0
     public var reason: String?
+    /// An aborted run's error: its class and message, without secrets.
+    public var error: String?
 
     public init(status: Status, sourceID: String, mode: String) {
         self.status = status
@@ -32,6 +34,7 @@ public struct SyncSummary: Sendable, Codable, Equatable {
         var text = String(decoding: try! encoder.encode(self), as: UTF8.self)
         if reason == nil { text.insert(contentsOf: ",\"reason\":null", at: text.index(before: text.endIndex)) }
         if run_id == nil { text.insert(contentsOf: ",\"run_id\":null", at: text.index(before: text.endIndex)) }
+        if error == nil { text.insert(contentsOf: ",\"error\":null", at: text.index(before: text.endIndex)) }
         return text
     }
 
@@ -54,6 +57,7 @@ public struct SyncSummary: Sendable, Codable, Equatable {
             line += "\(planned) planned, \(resumed) resumed, \(imported) imported, \(unchanged) unchanged, "
             line += "\(deleted) deleted, \(failed) failed in \(String(format: "%.1f", elapsed_seconds)) s"
             if let reason { line += " — \(reason)" + (reason == NoWorkers.reason ? ": \(NoWorkers.hint)" : "") }
+            if let error, reason != NoWorkers.reason { line += ": \(error)" }
             return line
         }
     }

@@ -51,8 +51,18 @@ public final class Worker: Sendable {
         _ = try await withRetry(.fleet) { try await settings.schema.migrate(pool) }
         try await withRetry(.fleet) { try await register(pool) }
         try await waitForTopic()
-        let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log)
+        let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log,
+                                     metrics: metrics)
+        do {
+            try await serve(importer: importer, pool: pool)
+        } catch {
+            await markStopped(pool)
+            throw error
+        }
+        await markStopped(pool)
+    }
 
+    private func serve(importer: BatchImporter, pool: PostgresPool) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.heartbeat(pool) }
             defer { group.cancelAll() }
@@ -67,8 +77,8 @@ public final class Worker: Sendable {
                 let events = Task { await self.logEvents(consumer.events) }
                 defer { events.cancel() }
                 do {
-                    try await consume(consumer, importer: importer, consecutiveFailures: &consecutiveFailures,
-                                      unassigned: &unassigned)
+                    try await consume(consumer, importer: importer, pool: pool,
+                                      consecutiveFailures: &consecutiveFailures, unassigned: &unassigned)
                     await consumer.close()
                 } catch let rejoin as Rejoin {
                     // Same readiness: the worker is healthy, its group membership is not.
@@ -90,7 +100,6 @@ public final class Worker: Sendable {
                 }
             }
         }
-        await markStopped(pool)
     }
 
     private struct GiveUp: Error, CustomStringConvertible {
@@ -104,8 +113,8 @@ public final class Worker: Sendable {
         let description: String
     }
 
-    private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, consecutiveFailures: inout Int,
-                         unassigned: inout UnassignedWatch) async throws {
+    private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, pool: PostgresPool,
+                         consecutiveFailures: inout Int, unassigned: inout UnassignedWatch) async throws {
         var lagReported = ContinuousClock.now - .seconds(1)
         defer { metrics.setLag(nil, worker: id) }
         while !stopRequested {
@@ -131,7 +140,7 @@ public final class Worker: Sendable {
             while true {
                 do {
                     let batchStart = ContinuousClock.now
-                    let result = try await drainable { try await importer.importBatch(messages) }
+                    let result = try await bounded(messages) { try await importer.importBatch(messages) }
                     metrics.recordBatch(result.counts, refused: result.refused, duration: .now - batchStart)
                     state.withLock {
                         $0.counts.imported += result.counts.imported
@@ -139,7 +148,9 @@ public final class Worker: Sendable {
                         $0.counts.deleted += result.counts.deleted
                         $0.counts.failed += result.counts.failed
                         $0.refused += result.refused
+                        $0.ready = true
                     }
+                    metrics.setReady(true)
                     consecutiveFailures = 0
                     break
                 } catch is DrainTimeout {
@@ -147,16 +158,27 @@ public final class Worker: Sendable {
                 } catch is CancellationError {
                     throw CancellationError()
                 } catch {
-                    // Transient (SPEC §6.9) or not, the batch did not commit: its offsets stay
-                    // uncommitted, it is retried, and a worker that keeps failing steps aside.
+                    // Transient (SPEC §6.9), past its deadline (SPEC §6.12) or not, the batch did
+                    // not commit: its offsets stay uncommitted and it is retried. A worker whose
+                    // batches keep failing hands its partitions on, but only to workers that are
+                    // making progress: when the database is down for everyone, leaving the group
+                    // would only make every worker rejoin at once when it is back.
                     consecutiveFailures += 1
                     metrics.recordRetry(error)
-                    log.event("batch_failed", ["error": "\(error)", "consecutive": String(consecutiveFailures)])
-                    if consecutiveFailures >= options.failuresBeforePause {
-                        throw GiveUp(description: "\(consecutiveFailures) consecutive batches failed: \(error)",
-                                     backoff: .seconds(min(30, 2 * consecutiveFailures)))
+                    let timedOut = error is BatchTimeout
+                    log.event(timedOut ? "batch_timeout" : "batch_failed",
+                              ["error": "\(error)", "consecutive": String(consecutiveFailures)])
+                    if timedOut || consecutiveFailures >= options.failuresBeforePause {
+                        state.withLock { $0.ready = false }
+                        metrics.setReady(false)
+                        if await othersMakeProgress(pool) {
+                            throw GiveUp(description: "\(consecutiveFailures) consecutive batches failed, others make progress: \(error)",
+                                         backoff: .seconds(min(30, 2 * consecutiveFailures)))
+                        }
+                        log.event("retrying_in_place", ["reason": "no other worker is making progress",
+                                                        "consecutive": String(consecutiveFailures)])
                     }
-                    try await Task.sleep(for: .milliseconds(200 * consecutiveFailures))
+                    try await Task.sleep(for: .milliseconds(min(5_000, 200 * consecutiveFailures)))
                 }
             }
             // Only now, after the transaction committed. A commit that fails (the partition moved
@@ -169,20 +191,41 @@ public final class Worker: Sendable {
         }
     }
 
-    /// Runs the batch; once a stop is requested it has `drainTimeout` to finish, else it is
-    /// cancelled (rolled back) and `DrainTimeout` is thrown.
-    private func drainable<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
+    /// Runs the batch under its deadline (`options.batchTimeout`, else `BatchTimeout`) and, once
+    /// a stop is requested, `drainTimeout` (else `DrainTimeout`). Either cancels it, which rolls
+    /// it back. `metrics.stuck` reports a batch whose cancellation does not end it either.
+    private func bounded<T: Sendable>(_ messages: [KafkaMessage],
+                                      _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        metrics.began(id, "a batch", bound: options.stuckBound)
+        defer { metrics.ended(id) }
+        return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: self.options.batchTimeout)
+                throw BatchTimeout(seconds: self.options.batchTimeout.seconds,
+                                   paths: messages.compactMap { PathMessage.decode($0.value)?.path })
+            }
             group.addTask {
                 while !self.stopRequested { try await Task.sleep(for: .milliseconds(50)) }
                 try await Task.sleep(for: self.options.drainTimeout)
-                return nil
+                throw DrainTimeout()
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw DrainTimeout() }
-            return value
+            return try await group.next()!
         }
+    }
+
+    /// True when another worker committed a batch within the live-worker window. False when the
+    /// database cannot say (it is down, or this worker is cut off from it).
+    private func othersMakeProgress(_ pool: PostgresPool) async -> Bool {
+        let answer = try? await pool.withConnection { c in
+            try await c.query("""
+                SELECT EXISTS (SELECT 1 FROM \(unescaped: settings.schema.workers)
+                                WHERE id <> \(id) AND state = 'running'
+                                  AND progress_at > now() - make_interval(secs => \(StatusReport.liveWorkerWindow)))
+                """)[0].decode(Bool.self, 0)
+        }
+        return answer ?? false
     }
 
     /// A group that formed while its topic was missing (a broker restart loses it) is assigned
@@ -268,7 +311,8 @@ public final class Worker: Sendable {
             let beat = try? await pool.withConnection { c in
                 try await c.execute("""
                     UPDATE \(unescaped: settings.schema.workers)
-                       SET heartbeat_at = now(), imported = \(imported), state = \(ready ? "running" : "paused")
+                       SET heartbeat_at = now(), imported = \(imported), state = \(ready ? "running" : "paused"),
+                           progress_at = CASE WHEN imported <> \(imported) THEN now() ELSE progress_at END
                      WHERE id = \(id)
                     """)
             }
@@ -307,6 +351,18 @@ struct UnassignedWatch {
         self.since = now  // the next consumer starts without partitions too
         wait = min(wait * 2, .seconds(300))
         return true
+    }
+}
+
+/// A batch did not finish within `--batch-timeout`; it was rolled back (SPEC §6.12).
+struct BatchTimeout: Error, CustomStringConvertible {
+    let seconds: Double
+    let paths: [String]
+
+    var description: String {
+        let shown = paths.prefix(10).joined(separator: ", ")
+        return "the batch did not finish within --batch-timeout \(Int(seconds)) s; rolled back; \(paths.count) paths in flight: \(shown)"
+            + (paths.count > 10 ? ", …" : "")
     }
 }
 

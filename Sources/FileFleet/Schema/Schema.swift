@@ -127,5 +127,15 @@ public struct Schema: Sendable {
                 heartbeat_at timestamptz NOT NULL DEFAULT now()
             );
             """),
+        // When the worker last committed a batch: a worker whose batches fail steps aside only
+        // when another one is making progress (a shared outage is not a sick worker).
+        Migration(version: 2, name: "workers_progress", sql: """
+            ALTER TABLE workers ADD COLUMN progress_at timestamptz;
+            """),
+        // Why the last sync of a run that is still open stopped (an aborted sync leaves its run
+        // to be resumed): `status` shows it. Cleared when a sync takes the run up again.
+        Migration(version: 3, name: "runs_stop", sql: """
+            ALTER TABLE runs ADD COLUMN stop_reason text, ADD COLUMN stop_error text, ADD COLUMN stopped_at timestamptz;
+            """),
     ]
 }
