@@ -72,12 +72,14 @@ final class FleetProcess: Sendable {
     let stderrPath: String
     private let status = Mutex<Int32?>(nil)
 
-    init(name: String, arguments: [String], directory: String) throws {
+    /// `node`: run it inside a `NetworkLab` node.
+    init(name: String, arguments: [String], directory: String, node: NetworkLab.Node? = nil) throws {
         self.name = name
         stdoutPath = directory + "/\(name).out"
         stderrPath = directory + "/\(name).err"
         // The children see the servers only through their flags.
-        pid = try Command.spawn([try FleetCLI.binary()] + arguments,
+        let command = [try FleetCLI.binary()] + arguments
+        pid = try Command.spawn(node?.command(command) ?? command,
                                 environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FILEFLEET_") },
                                 output: stdoutPath, errorOutput: stderrPath)
     }
@@ -171,10 +173,15 @@ final class Fleet: Sendable {
     let directory: String
     private let processes = Mutex<[FleetProcess]>([])
 
-    /// `brokers`: a broker of the test's own instead of the shared one.
-    init(postgresSettings: [String: String] = [:], brokers: String? = nil) async throws {
+    /// The lab whose nodes processes may run on (`start(…, node:)`); its servers listen there.
+    let lab: NetworkLab?
+
+    /// `brokers`: a broker of the test's own instead of the shared one (with `lab`, one that
+    /// listens on the lab).
+    init(postgresSettings: [String: String] = [:], brokers: String? = nil, lab: NetworkLab? = nil) async throws {
         let environment = try await TestEnvironment.shared()
-        postgres = try await PostgresServer.start(settings: postgresSettings)
+        self.lab = lab
+        postgres = try await PostgresServer.start(settings: postgresSettings, lab: lab)
         self.brokers = brokers ?? environment.kafkaBrokers
         topic = TestEnvironment.uniqueName("fleet_topic")
         group = TestEnvironment.uniqueName("fleet_group")
@@ -194,8 +201,12 @@ final class Fleet: Sendable {
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
-    func start(_ name: String, _ arguments: [String]) throws -> FleetProcess {
-        let process = try FleetProcess(name: name, arguments: arguments + connectionArguments, directory: directory)
+    func start(_ name: String, _ arguments: [String], node: NetworkLab.Node? = nil) throws -> FleetProcess {
+        var connection = connectionArguments
+        if let lab, node != nil {
+            connection[1] = postgres.url.replacingOccurrences(of: "127.0.0.1", with: lab.hostAddress)
+        }
+        let process = try FleetProcess(name: name, arguments: arguments + connection, directory: directory, node: node)
         processes.withLock { $0.append(process) }
         return process
     }

@@ -16,14 +16,19 @@ public final class PostgresServer: Sendable {
 
     /// initdb into a fresh directory and start on a free loopback port, with extra `settings`
     /// (e.g. `["max_connections": "3"]`). Stopped at the latest when the test process exits.
-    public static func start(settings: [String: String] = [:]) async throws -> PostgresServer {
+    /// With `lab`, it also listens on the lab's host address and trusts the lab's nodes.
+    public static func start(settings: [String: String] = [:], lab: NetworkLab? = nil) async throws -> PostgresServer {
+        var extra = settings
+        if let lab { extra["listen_addresses"] = "'127.0.0.1,\(lab.hostAddress)'" }
+        let settings = extra
         let directory = try ServerRegistry.newDirectory("postgres")
         return try await runBlocking {
             let cluster = LocalPostgres(directory: directory)
             // A port can be taken between choosing and binding it: try another one.
             for attempt in 1...3 {
                 try cluster.initialize(port: try Command.freeLoopbackPort(),
-                                       settings: ["fsync": "off", "superuser_reserved_connections": "0"].merging(settings) { $1 })
+                                       settings: ["fsync": "off", "superuser_reserved_connections": "0"].merging(settings) { $1 },
+                                       trusting: lab.map { [$0.network] } ?? [])
                 do {
                     try cluster.start()
                     break
@@ -57,24 +62,30 @@ public final class TansuBroker: Sendable {
     public let brokers: String
     let broker: LocalTansu
 
-    private init(broker: LocalTansu, brokers: String) {
+    let advertisedHost: String?
+
+    private init(broker: LocalTansu, brokers: String, advertisedHost: String? = nil) {
         self.broker = broker
         self.brokers = brokers
+        self.advertisedHost = advertisedHost
     }
 
-    public static func start() async throws -> TansuBroker {
+    /// With `lab`, it listens on every interface and advertises the lab's host address, so that
+    /// the lab's nodes and this host reach it alike.
+    public static func start(lab: NetworkLab? = nil) async throws -> TansuBroker {
         let directory = try ServerRegistry.newDirectory("tansu")
         return try await runBlocking {
             let broker = LocalTansu(directory: directory)
             for attempt in 1...3 {
                 do {
-                    try broker.start(port: try Command.freeLoopbackPort())
+                    try broker.start(port: try Command.freeLoopbackPort(), advertisedHost: lab?.hostAddress)
                     break
                 } catch where attempt < 3 {
                     continue
                 }
             }
-            return TansuBroker(broker: broker, brokers: broker.brokers!)
+            let port = broker.brokers!.split(separator: ":").last!
+            return TansuBroker(broker: broker, brokers: "\(lab?.hostAddress ?? "127.0.0.1"):\(port)", advertisedHost: lab?.hostAddress)
         }
     }
 
@@ -87,9 +98,10 @@ public final class TansuBroker: Sendable {
     public func restart() async throws {
         let broker = self.broker
         let port = Int(brokers.split(separator: ":").last!)!
+        let host = advertisedHost
         try await runBlocking {
             broker.stop()
-            try broker.start(port: port)
+            try broker.start(port: port, advertisedHost: host)
         }
     }
 }

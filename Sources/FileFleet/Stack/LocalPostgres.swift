@@ -27,7 +27,10 @@ public struct LocalPostgres: Sendable {
     public var url: String? { port.map { "postgresql://postgres@127.0.0.1:\($0)/postgres?sslmode=disable" } }
 
     /// initdb unless the cluster exists; then writes the port and `settings` into `filefleet.conf`.
-    public func initialize(port: Int, settings: [String: String] = [:]) throws {
+    ///
+    /// `trusting`: networks (CIDR) whose clients are trusted too, for a test network; the server
+    /// must also listen there (`listen_addresses` in `settings`).
+    public func initialize(port: Int, settings: [String: String] = [:], trusting networks: [String] = []) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         if Command.isRoot { try Command.run("/bin/chown", ["-R", "postgres:postgres", directory]) }
@@ -47,6 +50,13 @@ public struct LocalPostgres: Sendable {
             try handle.write(contentsOf: Data("\ninclude_if_exists = 'filefleet.conf'\n".utf8))
             try handle.close()
             try fm.moveItem(atPath: scratch, toPath: dataDirectory)
+        }
+        if !networks.isEmpty {
+            let hba = dataDirectory + "/pg_hba.conf"
+            let current = try String(contentsOfFile: hba, encoding: .utf8)
+            let missing = networks.filter { !current.contains("host all all \($0) trust") }
+            try (current + missing.map { "host all all \($0) trust\n" }.joined()).write(toFile: hba, atomically: true, encoding: .utf8)
+            if Command.isRoot { try Command.run("/bin/chown", ["postgres:postgres", hba]) }
         }
         var all = ["port": String(port), "listen_addresses": "'127.0.0.1'",
                    "unix_socket_directories": "'\(socketDirectory)'", "max_connections": "200"]

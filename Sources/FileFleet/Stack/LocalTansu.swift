@@ -41,17 +41,20 @@ public struct LocalTansu: Sendable {
     }
 
     /// Starts the broker on `port` in the background and waits until it accepts connections.
-    public func start(port: Int) throws {
+    /// With `advertisedHost` (a test network's address) it listens on every interface and tells
+    /// clients to connect to that host; otherwise it is on loopback only.
+    public func start(port: Int, advertisedHost: String? = nil) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // A port another program holds would look like this broker listening (a broker just
         // stopped may hold it a moment longer).
         guard Command.waitForPort(port, listening: false, seconds: 5) else { throw StackError("port \(port) is already in use") }
-        let url = "tcp://127.0.0.1:\(port)"
+        let listener = "tcp://\(advertisedHost == nil ? "127.0.0.1" : "0.0.0.0"):\(port)"
+        let advertised = "tcp://\(advertisedHost ?? "127.0.0.1"):\(port)"
         var environment = ProcessInfo.processInfo.environment
         for key in ["STORAGE_ENGINE", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID"] {
             environment.removeValue(forKey: key)
         }
-        let pid = try Command.spawn([try Self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        let pid = try Command.spawn([try Self.binary(), "broker", "--listener-url", listener, "--advertised-listener-url", advertised,
                                      "--storage-engine", "memory://tansu/"], environment: environment, output: logFile)
         try String(pid).write(toFile: pidFile, atomically: true, encoding: .utf8)
         try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
