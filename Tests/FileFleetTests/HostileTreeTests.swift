@@ -269,6 +269,68 @@ import Testing
         #expect(try await fleet.failures("poison").isEmpty)
     }
 
+    /// Issue 12's acceptance tree: a file whose path is too long to be a key (point 1), a file
+    /// deeper than PATH_MAX (point 2), a link to a directory, a poison file, and ordinary files.
+    /// Every regular file ends up in `documents` or in `failures`; removing the poison lets the
+    /// next sync commit everything else. The two long paths stay quarantined (`path_too_long`:
+    /// `documents`' primary key cannot hold them, SPEC §5) until they are removed, so that sync
+    /// still exits 3 and the one after their removal exits 0.
+    @Test func everyFileOfTheAcceptanceTreeIsAccountedFor() async throws {
+        let fleet = try await HostileFleet()
+        let tree = try HostileBase("accept")
+        let ordinary = (0..<50).map { "notes/\($0).md" }
+        for path in ordinary { try tree.write(path, "# \(path)\n") }
+        try tree.write("poison.md", "# poison\n")
+        try tree.link("notes-link", "notes")  // not followed, not a failure
+        // Point 1: a file whose own path passes 2,048 bytes (its directory does not).
+        let longDirectory = (0..<10).map { "a\($0)" + String(repeating: "x", count: 196) }.joined(separator: "/")
+        let longFile = longDirectory + "/" + String(repeating: "f", count: 100) + ".md"
+        try tree.write(longFile, "# long\n")
+        // Point 2: a file past PATH_MAX, under directories made one by one.
+        let deepComponents = (0..<25).map { "e\($0)" + String(repeating: "d", count: 197 - String($0).count) }
+        var fd = open(tree.root, O_DIRECTORY | O_RDONLY)
+        for component in deepComponents {
+            mkdirat(fd, component, 0o755)
+            let next = openat(fd, component, O_DIRECTORY | O_RDONLY)
+            close(fd)
+            fd = next
+        }
+        let file = openat(fd, "deep.md", O_CREAT | O_WRONLY, 0o644)
+        #expect(file >= 0 && write(file, "# deep\n", 7) == 7)
+        close(file)
+        close(fd)
+        let empty = try HostileBase("accept-empty")
+        _ = try await fleet.sync(empty.root, sourceID: "empty")  // applies the schema
+        try await fleet.withConnection { c in
+            _ = try await c.executeScript("""
+                CREATE FUNCTION \(fleet.schema.name).poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN IF NEW.path = 'poison.md' THEN RAISE EXCEPTION 'poison file %', NEW.path; END IF; RETURN NEW; END $$;
+                CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON \(fleet.schema.documents)
+                  FOR EACH ROW EXECUTE FUNCTION \(fleet.schema.name).poison();
+                """)
+        }
+
+        let first = try await fleet.sync(tree.root, sourceID: "accept")
+        #expect(first.exitCode == 3 && first.imported == 50 && first.failed == 3, "\(first.json())")
+        let deepDirectory = deepComponents.prefix(11).joined(separator: "/")  // the first past 2,048 bytes
+        let expected = ["poison.md": "rejected", LongPath.key(longFile): "path_too_long",
+                        LongPath.key(deepDirectory): "path_too_long"]
+        #expect(try await fleet.failures("accept").mapValues(\.reason) == expected)
+        #expect(try await fleet.documents().paths == Set(ordinary.map { Array($0.utf8) }))
+
+        try tree.remove("poison.md")
+        let second = try await fleet.sync(tree.root, sourceID: "accept")
+        #expect(second.exitCode == 3 && second.imported == 0 && second.failed == 2, "\(second.json())")
+        #expect(try await fleet.failures("accept").mapValues(\.reason) == expected.filter { $0.key != "poison.md" })
+
+        try tree.remove("a0" + String(repeating: "x", count: 196))
+        _ = try Command.run("/bin/rm", ["-rf", tree.root + "/" + deepComponents[0]])  // deeper than FileManager goes
+        let third = try await fleet.sync(tree.root, sourceID: "accept")
+        #expect(third.exitCode == 0 && third.status == .completed, "\(third.json())")
+        #expect(try await fleet.failures("accept").isEmpty)
+        #expect(try await fleet.documents().paths == Set(ordinary.map { Array($0.utf8) }))
+    }
+
     /// A read that may pass is tried the run's `max_attempts` times before it is quarantined.
     @Test func unreadableFilesAreTriedMaxAttemptsTimes() throws {
         let tree = try HostileBase("attempts")
