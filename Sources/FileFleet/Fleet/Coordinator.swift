@@ -308,6 +308,7 @@ struct RunDriver: Sendable {
         var lastProgress = clock.now
         var wait = options.pollInterval
         var stallWait = options.stallWindow
+        var lastUnconsumed: Int?
         var workerless = options.workers == 0 ? WorkerlessWatch(timeout: options.noWorkerTimeout, log: log, run: run.id) : nil
         while true {
             try await Task.sleep(for: wait)
@@ -329,8 +330,9 @@ struct RunDriver: Sendable {
                 lastDone = done
                 lastProgress = clock.now
                 stallWait = options.stallWindow
+                lastUnconsumed = nil
             } else if clock.now - lastProgress >= stallWait {
-                try await stalled(run, remaining: run.planned - done)
+                try await stalled(run, remaining: run.planned - done, lastUnconsumed: &lastUnconsumed)
                 lastProgress = clock.now
                 // Each stall in a row waits twice as long before the next republish, up to 8 windows.
                 stallWait = min(stallWait * 2, options.stallWindow * 8)
@@ -340,14 +342,17 @@ struct RunDriver: Sendable {
 
     /// No progress for a stall window (SPEC §6.7). Republishing helps only when the messages are
     /// gone (a broker restart, retention): while the group still has copies it has not consumed,
-    /// more copies would only be more duplicates, so the coordinator waits for those instead.
-    func stalled(_ run: RunRecord, remaining: Int) async throws {
+    /// more copies would only be more duplicates, so the coordinator waits for those instead, but
+    /// only while their count moves: the same count two stalls in a row means nobody consumes
+    /// them (a group that formed without partitions), and the coordinator republishes.
+    func stalled(_ run: RunRecord, remaining: Int, lastUnconsumed: inout Int?) async throws {
         let live = try await db { c in try await store.liveWorkers(on: c) }
         let unconsumed = try? await KafkaAdmin(configuration: settings.kafka).unconsumed(group: settings.group, topic: settings.topic)
         var fields = ["run": String(run.id), "remaining": String(remaining), "live_workers": String(live),
                       "unconsumed": unconsumed.map(String.init) ?? "unknown"]
         if live == 0 { fields["hint"] = NoWorkers.hint }
-        if let unconsumed, unconsumed > 0, live > 0 {
+        defer { lastUnconsumed = unconsumed }
+        if let unconsumed, unconsumed > 0, live > 0, unconsumed != lastUnconsumed {
             log.event("stalled", fields.merging(["action": "wait"]) { $1 })
             return
         }
