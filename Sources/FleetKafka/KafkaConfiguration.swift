@@ -58,8 +58,8 @@ public struct KafkaConfiguration: Sendable {
             ("linger.ms", String(Self.milliseconds(linger))),
             // A producer's metadata request may create a missing topic with the broker's default
             // partition count (after a restart that lost it): FileFleet creates its topic itself,
-            // with its own count. A count that shrinks under a running consumer crashes
-            // librdkafka (seen in 2.14.2: rd_kafka_metadata_cache_find).
+            // with its own count, so that a restart cannot leave it with fewer partitions than
+            // the group's consumers expect.
             ("allow.auto.create.topics", "false"),
         ]
     }
