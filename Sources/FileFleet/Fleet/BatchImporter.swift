@@ -158,17 +158,35 @@ final class BatchImporter: Sendable {
         })
     }
 
-    /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time, each file
-    /// under `options.readTimeout` (see `readBounded`).
+    /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time. A read still
+    /// running `options.readTimeout` after it began (a hung network mount, a FUSE server that
+    /// stopped answering) is abandoned by the batch's watchdog: its file fails `read_timeout` so
+    /// the rest of the batch commits, and its thread is left to finish or hang; `metrics.stuck`
+    /// reports it once it outlives `options.stuckBound`. One watchdog per batch, not a timer per
+    /// file: a backfill starts thousands of reads a second.
     private func readFiles(_ paths: [String], run: RunContext) async -> [(path: String, outcome: FileOutcome)] {
         let lanes = max(1, min(options.concurrency, paths.count))
+        let reads = ReadsInFlight()
+        let watchdog = Task { [options, metrics, log] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                for (key, path, waiting) in reads.abandon(olderThan: options.readTimeout) {
+                    metrics.began(key, "a read of \(path)", bound: options.stuckBound - options.readTimeout)
+                    log.event("read_timeout", ["run": String(run.id), "path": path, "seconds": String(Int(options.readTimeout.seconds))])
+                    waiting.resume(returning: .failed(reason: ReadTimeout.reason,
+                                                      message: "the read did not finish within \(Int(options.readTimeout.seconds)) s (--batch-timeout / 2)",
+                                                      attempts: 1))
+                }
+            }
+        }
+        defer { watchdog.cancel() }
         return await withTaskGroup(of: (Int, FileOutcome).self) { group in
             var outcomes = [FileOutcome?](repeating: nil, count: paths.count)
             var next = 0
             func start() {
                 let index = next
                 next += 1
-                group.addTask { (index, await self.readBounded(paths[index], run: run)) }
+                group.addTask { (index, await self.read(paths[index], run: run, reads: reads)) }
             }
             while next < lanes { start() }
             for await (index, outcome) in group {
@@ -179,29 +197,16 @@ final class BatchImporter: Sendable {
         }
     }
 
-    /// One file read on a Dispatch thread. A read still running `options.readTimeout` after it
-    /// began (a hung network mount, a FUSE server that stopped answering) is abandoned: its file
-    /// fails `read_timeout` so the rest of the batch commits, and its thread is left to finish or
-    /// hang; `metrics.stuck` reports it once it outlives `options.stuckBound`.
-    private func readBounded(_ path: String, run: RunContext) async -> FileOutcome {
-        let timeout = options.readTimeout
-        let key = "read \(UInt64.random(in: 0...UInt64.max))"
-        return await withCheckedContinuation { continuation in
-            let pending = Mutex<CheckedContinuation<FileOutcome, Never>?>(continuation)
-            DispatchQueue.global().async { [metrics, log] in
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
-                    guard let waiting = pending.withLock({ $0.take() }) else { return }
-                    metrics.began(key, "a read of \(path)", bound: self.options.stuckBound - timeout)
-                    log.event("read_timeout", ["run": String(run.id), "path": path, "seconds": String(Int(timeout.seconds))])
-                    waiting.resume(returning: .failed(reason: ReadTimeout.reason,
-                                                      message: "the read did not finish within \(Int(timeout.seconds)) s (--batch-timeout / 2)",
-                                                      attempts: 1))
-                }
+    /// One file read on a Dispatch thread, registered in `reads` from the moment it begins.
+    private func read(_ path: String, run: RunContext, reads: ReadsInFlight) async -> FileOutcome {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [metrics] in
+                let key = reads.begin(path, continuation)
                 let outcome = Self.readFile(path, run: run)
-                if let waiting = pending.withLock({ $0.take() }) {
+                if let waiting = reads.end(key) {
                     waiting.resume(returning: outcome)
                 } else {
-                    metrics.ended(key)
+                    metrics.ended("read \(key)")  // abandoned meanwhile: it is no longer stuck
                 }
             }
         }
@@ -236,6 +241,35 @@ final class BatchImporter: Sendable {
     private static func isSymbolicLink(_ path: String, root: String) -> Bool {
         var info = stat()
         return lstat(root + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+    }
+}
+
+/// The reads of one batch that have begun and not returned, with when they began.
+final class ReadsInFlight: Sendable {
+    private let state = Mutex<[Int: (path: String, began: ContinuousClock.Instant,
+                                     waiting: CheckedContinuation<FileOutcome, Never>)]>([:])
+    /// Keys unique in the process: an abandoned read is known to `FleetMetrics` by its key.
+    private static let keys = Atomic<Int>(0)
+
+    func begin(_ path: String, _ waiting: CheckedContinuation<FileOutcome, Never>) -> Int {
+        let key = Self.keys.add(1, ordering: .relaxed).newValue
+        state.withLock { $0[key] = (path, .now, waiting) }
+        return key
+    }
+
+    /// The continuation of a read that returned, unless it was abandoned.
+    func end(_ key: Int) -> CheckedContinuation<FileOutcome, Never>? {
+        state.withLock { $0.removeValue(forKey: key)?.waiting }
+    }
+
+    /// Removes the reads older than `timeout`; their callers are to be resumed with a failure.
+    func abandon(olderThan timeout: Duration) -> [(key: String, path: String, waiting: CheckedContinuation<FileOutcome, Never>)] {
+        let now = ContinuousClock.now
+        return state.withLock { reads in
+            let old = reads.filter { now - $0.value.began > timeout }
+            for key in old.keys { reads[key] = nil }
+            return old.map { ("read \($0.key)", $0.value.path, $0.value.waiting) }
+        }
     }
 }
 
