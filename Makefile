@@ -1,7 +1,7 @@
 # The two commands of the quick start: `make demo` and `make test`. Each sets up what is missing first.
 SWIFT ?= swift
 
-.PHONY: setup build test demo clean
+.PHONY: setup build test demo bench clean
 
 setup:
 	@scripts/setup
@@ -17,6 +17,12 @@ test: setup
 # Imports a generated sample tree on the embedded stack and shows the result.
 demo: build
 	@scripts/demo
+
+# A benchmark, not a test: FileFleet against hand-written importers on one corpus, in one run
+# (scripts/bench --help). BENCH_ARGS="--files 1000000" for a million files.
+bench: setup
+	$(SWIFT) build -c release --product filefleet
+	scripts/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

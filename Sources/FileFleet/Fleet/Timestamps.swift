@@ -1,15 +1,9 @@
 import Foundation
 
 enum Timestamps {
-    /// Microseconds of a file's mtime as FileReader reports it. The planner goes through the same
-    /// Date conversion, so both sides agree to the microsecond.
-    static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
-
+    /// Whole microseconds of a file time, truncated as PostgreSQL, `stat(1)` and Python do (a
+    /// Double would round, and lose exactness past 2^53 ns). Walker, planner and reader all use it.
     static func micros(_ time: timespec) -> Int64 {
-        micros(Date(timeIntervalSince1970: Double(time.tv_sec) + Double(time.tv_nsec) / 1e9))
+        Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1_000
     }
-}
-
-extension SourceFile {
-    var mtimeMicros: Int64 { Timestamps.micros(mtime) }
 }

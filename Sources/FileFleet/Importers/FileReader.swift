@@ -6,6 +6,8 @@ public struct SourceFile: Sendable {
     public var bytes: [UInt8]
     public var size: Int
     public var mtime: Date
+    /// `mtime` in whole microseconds, exactly (what is stored and compared).
+    public var mtimeMicros: Int64
 }
 
 /// Reads one file of a source without ever leaving the source root.
@@ -200,7 +202,8 @@ private struct Walk {
             count = done
         }
         if readError != 0 { throw FileReader.failure(errno: readError) }
-        let mtime = Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
-        return SourceFile(bytes: bytes, size: bytes.count, mtime: mtime)
+        let micros = Timestamps.micros(st.st_mtim)
+        return SourceFile(bytes: bytes, size: bytes.count, mtime: Date(timeIntervalSince1970: Double(micros) / 1e6),
+                          mtimeMicros: micros)
     }
 }
