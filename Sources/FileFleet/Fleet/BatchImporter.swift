@@ -19,8 +19,14 @@ struct BatchResult: Sendable {
     var refused = 0
 }
 
+/// A batch whose files are read and parsed, per run, and whose forged messages are counted.
+struct PreparedBatch: Sendable {
+    var runs: [(run: RunContext, outcomes: [(path: String, outcome: FileOutcome)])] = []
+    var refused = 0
+}
+
 /// One batch of messages: decode, refuse what is forged, read and parse the files outside any
-/// transaction, then one transaction per run in the batch.
+/// transaction (`prepare`), then one transaction per run in the batch (`write`).
 final class BatchImporter: Sendable {
     let settings: FleetSettings
     let options: WorkerOptions
@@ -40,12 +46,14 @@ final class BatchImporter: Sendable {
         self.log = log
     }
 
-    func importBatch(_ messages: [KafkaMessage]) async throws -> BatchResult {
-        var result = BatchResult()
+    /// Decodes `messages`, refuses what is forged, and reads and parses the files of each run,
+    /// outside any transaction. Nothing is written: a batch can be prepared while another is written.
+    func prepare(_ messages: [KafkaMessage]) async throws -> PreparedBatch {
+        var batch = PreparedBatch()
         var byRun: [Int64: [PathMessage]] = [:]
         for message in messages {
             guard let decoded = PathMessage.decode(message.value) else {
-                result.refused += 1
+                batch.refused += 1
                 log.event("refused", ["reason": "undecodable", "partition": String(message.partition),
                                       "offset": String(message.offset), "bytes": String(message.value?.count ?? 0)])
                 continue
@@ -54,7 +62,7 @@ final class BatchImporter: Sendable {
         }
         for (runID, paths) in byRun.sorted(by: { $0.key < $1.key }) {
             guard let run = try await context(runID) else {
-                result.refused += paths.count
+                batch.refused += paths.count
                 log.event("refused", ["reason": "unknown_run", "run": String(runID)])
                 continue
             }
@@ -63,7 +71,7 @@ final class BatchImporter: Sendable {
             var accepted: [String] = []
             for message in paths {
                 guard message.source == run.sourceID, RelativePath.isValid(message.path) else {
-                    result.refused += 1
+                    batch.refused += 1
                     log.event("refused", ["reason": message.source == run.sourceID ? "invalid_path" : "wrong_source",
                                           "run": String(runID), "path": message.path])
                     continue
@@ -77,14 +85,29 @@ final class BatchImporter: Sendable {
             let planned = try await plannedPaths(accepted, run: runID)
             if planned.count < accepted.count {
                 for path in accepted where !planned.contains(ExactPath(path)) {
-                    result.refused += 1
+                    batch.refused += 1
                     log.event("refused", ["reason": "not_planned", "run": String(runID), "path": path])
                 }
                 accepted = accepted.filter { planned.contains(ExactPath($0)) }
                 guard !accepted.isEmpty else { continue }
             }
-            let outcomes = await readFiles(accepted, run: run)
-            let counts = try await writeIsolatingRejections(run: runID, sourceID: run.sourceID, outcomes: outcomes)
+            batch.runs.append((run, await readFiles(accepted, run: run)))
+        }
+        return batch
+    }
+
+    /// Reads and writes paths of `run`'s plan that a coordinator hands over itself (no message:
+    /// nothing to refuse). Nothing happens for a run that is no longer running.
+    func importDirectly(_ paths: [String], run runID: Int64) async throws -> BatchResult {
+        guard let run = try await context(runID), run.state == "running" else { return BatchResult() }
+        return try await write(PreparedBatch(runs: [(run, await readFiles(paths, run: run))]))
+    }
+
+    /// Writes a prepared batch: one transaction per run in it.
+    func write(_ batch: PreparedBatch) async throws -> BatchResult {
+        var result = BatchResult(refused: batch.refused)
+        for (run, outcomes) in batch.runs {
+            let counts = try await writeIsolatingRejections(run: run.id, sourceID: run.sourceID, outcomes: outcomes)
             result.counts.imported += counts.imported
             result.counts.unchanged += counts.unchanged
             result.counts.deleted += counts.deleted

@@ -113,10 +113,17 @@ public final class Worker: Sendable {
         let description: String
     }
 
+    /// A batch polled and prepared while the one before it was written.
+    private typealias ReadAhead = Task<(polled: [KafkaMessage], batch: PreparedBatch?), any Error>
+
     private func consume(_ consumer: KafkaConsumer, importer: BatchImporter, pool: PostgresPool,
                          consecutiveFailures: inout Int, unassigned: inout UnassignedWatch) async throws {
         var lagReported = ContinuousClock.now - .seconds(1)
-        defer { metrics.setLag(nil, worker: id) }
+        var readAhead: ReadAhead?
+        defer {
+            readAhead?.cancel()
+            metrics.setLag(nil, worker: id)
+        }
         while !stopRequested {
             if ContinuousClock.now - lagReported >= .seconds(1) {
                 metrics.setLag(consumer.lag, worker: id)
@@ -125,7 +132,14 @@ public final class Worker: Sendable {
             // The gate closes only once a batch is in hand: a revocation runs on the consumer's poll
             // thread, which cannot serve a poll meanwhile, so waiting for a poll would deadlock
             // until the revocation timeout.
-            let polled = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            let polled: [KafkaMessage]
+            var prepared: PreparedBatch?
+            if let ahead = readAhead {
+                readAhead = nil
+                (polled, prepared) = try await ahead.value
+            } else {
+                polled = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            }
             if unassigned.due(assigned: !consumer.assignment.isEmpty), try await shouldRejoin() {
                 throw Rejoin(description: "no partitions while the topic is missing or every live worker should have some")
             }
@@ -137,10 +151,22 @@ public final class Worker: Sendable {
             let owned = consumer.assignment
             let messages = polled.filter { owned.contains($0.topicPartition) }
             guard !messages.isEmpty else { continue }
+            if messages.count < polled.count { prepared = nil }  // read ahead with paths that moved on
             while true {
                 do {
                     let batchStart = ContinuousClock.now
-                    let result = try await bounded(messages) { try await importer.importBatch(messages) }
+                    let deadline = batchStart + options.batchTimeout
+                    let batch: PreparedBatch
+                    if let readAlready = prepared {
+                        batch = readAlready
+                        prepared = nil  // a retry reads the files again
+                    } else {
+                        batch = try await bounded(messages, until: deadline) { try await importer.prepare(messages) }
+                    }
+                    // The next batch is polled and read while this one is written: reading and
+                    // writing take about as long, and the server and the readers overlap.
+                    if readAhead == nil && !stopRequested { readAhead = Self.readAhead(consumer, importer, options) }
+                    let result = try await bounded(messages, until: deadline) { try await importer.write(batch) }
                     metrics.recordBatch(result.counts, refused: result.refused, duration: .now - batchStart)
                     state.withLock {
                         $0.counts.imported += result.counts.imported
@@ -191,17 +217,30 @@ public final class Worker: Sendable {
         }
     }
 
-    /// Runs the batch under its deadline (`options.batchTimeout`, else `BatchTimeout`) and, once
-    /// a stop is requested, `drainTimeout` (else `DrainTimeout`). Either cancels it, which rolls
-    /// it back. `metrics.stuck` reports a batch whose cancellation does not end it either.
-    private func bounded<T: Sendable>(_ messages: [KafkaMessage],
+    /// Polls the next batch and prepares it. A failed preparation (the database away) is left to
+    /// the batch's own attempt, after the gate: only the poll's errors end the read-ahead.
+    private static func readAhead(_ consumer: KafkaConsumer, _ importer: BatchImporter, _ options: WorkerOptions) -> ReadAhead {
+        Task {
+            let polled = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
+            guard !polled.isEmpty else { return (polled, nil) }
+            let owned = consumer.assignment
+            let messages = polled.filter { owned.contains($0.topicPartition) }
+            return (polled, messages.count == polled.count ? try? await importer.prepare(messages) : nil)
+        }
+    }
+
+    /// Runs a step of the batch under its deadline (`options.batchTimeout` from its start, else
+    /// `BatchTimeout`) and, once a stop is requested, `drainTimeout` (else `DrainTimeout`). Either
+    /// cancels it, which rolls it back. `metrics.stuck` reports a batch whose cancellation does
+    /// not end it either.
+    private func bounded<T: Sendable>(_ messages: [KafkaMessage], until deadline: ContinuousClock.Instant,
                                       _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         metrics.began(id, "a batch", bound: options.stuckBound)
         defer { metrics.ended(id) }
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: self.options.batchTimeout)
+                try await Task.sleep(until: deadline)
                 throw BatchTimeout(seconds: self.options.batchTimeout.seconds,
                                    paths: messages.compactMap { PathMessage.decode($0.value)?.path })
             }
