@@ -409,6 +409,60 @@ import TestSupport
         #expect(try await sync().planned == 0)
     }
 
+    /// Git never ignores a tracked file: one that matches a `.gitignore` pattern (added with
+    /// `--force`) is imported like any other, after a commit and with an uncommitted edit; an
+    /// untracked file that matches is never imported.
+    @Test func gitTrackedFileMatchingAnIgnorePatternIsImported() async throws {
+        try repo.write(".gitignore", "*.gen.md\n")
+        try repo.write("keep.md", "# keep\n")
+        try repo.write("schema.gen.md", "# generated, v1\n")
+        try repo.git("add", "-f", "schema.gen.md")
+        try repo.commit("initial")
+        try repo.write("local.gen.md", "# untracked and ignored\n")
+        #expect(try await sync().status == .completed)
+        #expect(try await documents().keys.sorted() == ["keep.md", "schema.gen.md"])
+
+        try repo.write("schema.gen.md", "# generated, v2\n")
+        try repo.write("local.gen.md", "# untracked and ignored, edited\n")
+        try repo.commit("regenerate")
+        let committed = try await sync()
+        #expect(try await plannedPaths(committed.run_id) == ["schema.gen.md"])
+        #expect(committed.imported == 1)
+        try await expectTableEqualsWorkTree()
+
+        try repo.write("schema.gen.md", "# generated, v3, not committed\n")
+        let edited = try await sync()
+        #expect(try await plannedPaths(edited.run_id) == ["schema.gen.md"])
+        #expect(edited.imported == 1)
+        try await expectTableEqualsWorkTree()
+        #expect(try await documents()["local.gen.md"] == nil)
+        #expect(try await sync().planned == 0)
+    }
+
+    /// A file git neither tracks nor shows untracked loses its row before anything is committed:
+    /// one removed from the index that an ignore rule matches, and the files of a directory that
+    /// became a nested repository.
+    @Test func gitFilesGitNeitherTracksNorShowsLoseTheirRows() async throws {
+        try repo.write("keep.md", "# keep\n")
+        try repo.write("cache.md", "# tracked, then only on disk and ignored\n")
+        try repo.commit("initial")
+        try repo.write("vendor/a.md", "# untracked a\n")
+        try repo.write("vendor/b.md", "# untracked b\n")
+        #expect(try await sync().status == .completed)
+        #expect(try await documents().keys.sorted() == ["cache.md", "keep.md", "vendor/a.md", "vendor/b.md"])
+
+        try repo.write(".gitignore", "cache.md\n")
+        try repo.git("rm", "-q", "--cached", "cache.md")
+        try repo.git("init", "-q", "vendor")
+        let summary = try await sync()
+        #expect(summary.status == .completed)
+        #expect(summary.deleted == 3 && summary.imported == 0, "\(summary.json())")
+        #expect(try await documents().keys.sorted() == ["keep.md"])
+        #expect(FileManager.default.fileExists(atPath: repo.root + "/cache.md"))
+        #expect(FileManager.default.fileExists(atPath: repo.root + "/vendor/a.md"))
+        #expect(try await sync().planned == 0)
+    }
+
     @Test func gitFileDeletedAfterPlanningIsTreatedAsDeleted() async throws {
         for i in 0..<5 { try repo.write("f\(i).md", "# \(i)\n") }
         try repo.commit("initial")
@@ -468,25 +522,26 @@ import TestSupport
 
         try repo.git("mv", "with space.md", "renamed.md")
         try repo.write("untracked here.md", "u")
-        var status: [String] = []
-        try git.statusPaths { status.append($0.name ?? "?") }
-        #expect(Set(status) == ["renamed.md", "with space.md", "untracked here.md"])
+        var status: [String: GitRepository.Status] = [:]
+        try git.statusPaths { status[$0.name ?? "?"] = $1 }
+        #expect(status == ["renamed.md": .tracked, "with space.md": .removedFromIndex, "untracked here.md": .untracked])
+        let asked = Set(["renamed.md", "with space.md", "untracked here.md", "new\nline.md"].map(ExactPath.init))
+        #expect(try git.tracked(among: asked) == Set(["renamed.md", "new\nline.md"].map(ExactPath.init)))
 
         let head = try #require(try git.head())
         try repo.commit("rename")
-        var changed: [String] = []
-        try git.changedPaths(from: head, to: try #require(try git.head())) { changed.append($0.name ?? "?") }
-        #expect(Set(changed) == ["renamed.md", "with space.md", "untracked here.md"])
+        var changed: [String: Bool] = [:]
+        try git.changedPaths(from: head, to: try #require(try git.head())) { changed[$0.name ?? "?"] = $1 }
+        #expect(changed == ["renamed.md": true, "with space.md": false, "untracked here.md": true])
         #expect(try git.hasCommit(head))
         #expect(try !git.hasCommit("0123456789abcdef0123456789abcdef01234567"))
-        #expect(try git.ignored(["renamed.md"]).isEmpty)
     }
 
     @Test func gitFailuresAreClear() throws {
         let repo = try GitFixture()
         #expect(try GitRepository(root: repo.root).head() == nil)  // no commit yet
         let error = #expect(throws: GitError.self) {
-            try GitRepository(root: repo.root).changedPaths(from: "HEAD~5", to: "HEAD") { _ in }
+            try GitRepository(root: repo.root).changedPaths(from: "HEAD~5", to: "HEAD") { _, _ in }
         }
         #expect(error?.description.contains("git diff") == true)
         #expect(error?.status == 128)

@@ -111,44 +111,54 @@ public struct GitPlanner: Sendable {
         info.st_mode & S_IFMT != S_IFDIR && info.st_size == stored.size && Timestamps.micros(info.st_mtim) == stored.mtime
     }
 
+    /// The diff from the bookmark to the pin, what `git status` shows and `extra` (the previous
+    /// run's worktree paths, the failed paths), each read once. A file on disk is imported when git
+    /// tracks it or shows it untracked; one git neither tracks nor shows is ignored (or inside a
+    /// nested repository) and its row goes. Status lists every untracked file that is not ignored,
+    /// so nothing needs `git check-ignore`; the index is read only for the paths that neither
+    /// the diff nor status places (a file the commit deleted that is still on disk, an `extra`).
     static func incrementalPlan(_ repo: GitRepository, from bookmark: String, pin: String, filter: PathFilter,
                                 extra: [String]) throws -> GitPlan {
         var plan = GitPlan(pin: pin)
-        var candidates = OrderedPaths()
-        var status = Set<ExactPath>()
-        try repo.changedPaths(from: bookmark, to: pin) { path in
+        var candidates = Candidates()
+        try repo.changedPaths(from: bookmark, to: pin) { path, inPin in
             plan.listed += 1
             guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
-            candidates.insert(name)
-            plan.committed.insert(ExactPath(name))
+            candidates.note(name, inPin ? [.committed, .inPin] : .committed)
         }
-        try repo.statusPaths { path in
+        try repo.statusPaths { path, status in
             plan.listed += 1
             guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
-            status.insert(ExactPath(name))
-            candidates.insert(name)
+            switch status {
+            case .untracked: candidates.note(name, [.shown, .untracked])
+            case .tracked: candidates.note(name, [.shown, .indexed])
+            case .removedFromIndex: candidates.note(name, .shown)
+            }
         }
-        for path in extra where RelativePath.isValid(path) { candidates.insert(path) }
+        for path in extra where RelativePath.isValid(path) { candidates.note(path, []) }
 
-        var uncertain: [String] = []  // on disk, neither changed nor untracked in git's eyes
-        for path in candidates.paths {
+        var unplaced: [String] = []  // on disk; tracked or ignored, the index says which
+        for (path, facts) in zip(candidates.paths, candidates.facts) {
+            if facts.contains(.committed) { plan.committed.insert(ExactPath(path)) }
             guard filter.includesFile(path) else {
                 plan.removals.append(path)
                 continue
             }
+            if facts.contains(.shown) { plan.worktree.append(path) }
             switch Self.kind(repo.root, path) {
             case .missing: plan.paths.append(path)
             case .directory: plan.removals.append(path)  // a submodule or a nested repository
             case .file:
-                if status.contains(ExactPath(path)) { plan.paths.append(path) } else { uncertain.append(path) }
+                // In the pin and not shown by status: the index and the file match the pin.
+                let tracked = facts.contains(.indexed) || facts.contains(.inPin) && !facts.contains(.shown)
+                if tracked || facts.contains(.untracked) { plan.paths.append(path) } else { unplaced.append(path) }
             }
         }
-        // Tracked and clean: import as committed. Untracked and not shown by status: ignored.
-        let ignored = Set(try repo.ignored(uncertain).map(ExactPath.init))
-        for path in uncertain {
-            if ignored.contains(ExactPath(path)) { plan.removals.append(path) } else { plan.paths.append(path) }
+        let tracked = try repo.tracked(among: Set(unplaced.map(ExactPath.init)))
+        for path in unplaced {
+            if tracked.contains(ExactPath(path)) { plan.paths.append(path) } else { plan.removals.append(path) }
         }
-        plan.worktree = status.map(\.path).filter { filter.includesFile($0) }.sorted()
+        plan.worktree.sort()
         return plan
     }
 
@@ -172,7 +182,7 @@ public struct GitPlanner: Sendable {
             if planned.insert(ExactPath(name)).inserted { plan.paths.append(name) }
         }
         var status = OrderedPaths()
-        try repo.statusPaths { path in
+        try repo.statusPaths { path, _ in
             if let name = path.name, filter.includesFile(name) { status.insert(name) }
         }
         // Gone from the tree, or on disk but no longer part of it (ignored, excluded, a nested repository).
@@ -225,6 +235,39 @@ public struct GitPlanner: Sendable {
             }
         }
         return run
+    }
+}
+
+/// The paths of an incremental plan in first-seen order, compared byte for byte, each with what
+/// git said about it.
+struct Candidates {
+    struct Facts: OptionSet {
+        let rawValue: UInt8
+        /// Changed between the bookmark and the pin.
+        static let committed = Facts(rawValue: 1 << 0)
+        /// The pin's tree holds it.
+        static let inPin = Facts(rawValue: 1 << 1)
+        /// `git status` lists it.
+        static let shown = Facts(rawValue: 1 << 2)
+        /// `git status` shows it untracked and not ignored.
+        static let untracked = Facts(rawValue: 1 << 3)
+        /// `git status` says the index holds it.
+        static let indexed = Facts(rawValue: 1 << 4)
+    }
+
+    private(set) var paths: [String] = []
+    private(set) var facts: [Facts] = []
+    private var index: [ExactPath: Int] = [:]
+
+    mutating func note(_ path: String, _ new: Facts) {
+        let key = ExactPath(path)
+        if let i = index[key] {
+            facts[i].formUnion(new)
+        } else {
+            index[key] = paths.count
+            paths.append(path)
+            facts.append(new)
+        }
     }
 }
 

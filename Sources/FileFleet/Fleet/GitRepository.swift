@@ -53,33 +53,56 @@ public struct GitRepository: Sendable {
         return try run(["cat-file", "-e", "\(id)^{commit}"], accept: [0, 1, 128]) { _ in } == 0
     }
 
-    /// Every path that differs between two commits; both sides of a rename or copy.
-    public func changedPaths(from: String, to: String, _ each: (Path) throws -> Void) throws {
+    /// Every path that differs between two commits, both sides of a rename or copy. `inTarget`:
+    /// whether `to` holds the path (false for a deletion and for a rename's source).
+    public func changedPaths(from: String, to: String, _ each: (Path, _ inTarget: Bool) throws -> Void) throws {
+        var letter: UInt8 = 0  // the current record's status
         var pending = 0  // paths still to come in the current record
         try run(["diff", "--name-status", "-z", "-M", "--no-ext-diff", "--no-textconv", "--ignore-submodules=all",
                  from, to, "--"]) { field in
             if pending > 0 {
                 pending -= 1
-                return try each(Path(field))
+                let renamedAway = letter == UInt8(ascii: "R") && pending == 1
+                return try each(Path(field), letter != UInt8(ascii: "D") && !renamedAway)
             }
-            // A status letter, with a score for renames and copies: two paths follow.
-            pending = field.first == UInt8(ascii: "R") || field.first == UInt8(ascii: "C") ? 2 : 1
+            // A status letter, with a score for renames and copies: two paths follow, source first.
+            letter = field.first ?? 0
+            pending = letter == UInt8(ascii: "R") || letter == UInt8(ascii: "C") ? 2 : 1
         }
     }
 
-    /// What `git status` shows changed (staged or not) or untracked, honouring `.gitignore`.
-    public func statusPaths(_ each: (Path) throws -> Void) throws {
-        var renameSource = false
+    /// How `git status` shows a path.
+    public enum Status: Sendable {
+        /// `??`: untracked and not ignored.
+        case untracked
+        /// In the index: changed there or in the work tree, or unmerged.
+        case tracked
+        /// Gone from the index: a staged deletion, or the original path of a staged rename.
+        case removedFromIndex
+    }
+
+    /// What `git status` shows changed (staged or not) or untracked. With `--untracked-files=all`
+    /// every untracked file that `.gitignore` (or `info/exclude`) does not match is listed, so an
+    /// untracked file missing here is ignored, or inside a nested repository.
+    public func statusPaths(_ each: (Path, Status) throws -> Void) throws {
+        var original: Status?  // set when the next field is a staged rename's or copy's original path
         try run(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=all"]) { field in
-            if renameSource {
-                renameSource = false
-                return try each(Path(field))
+            if let status = original {
+                original = nil
+                return try each(Path(field), status)
             }
-            // "XY path"; for a staged rename or copy the original path follows as its own field.
+            // "XY path"; for a rename or copy the original path follows as its own field.
             guard field.count > 3 else { return }
             let x = field[field.startIndex], y = field[field.startIndex + 1]
-            renameSource = x == UInt8(ascii: "R") || x == UInt8(ascii: "C") || y == UInt8(ascii: "R") || y == UInt8(ascii: "C")
-            try each(Path(field.dropFirst(3)))
+            let (d, r, c) = (UInt8(ascii: "D"), UInt8(ascii: "R"), UInt8(ascii: "C"))
+            if x == r || x == c || y == r || y == c {
+                // A copy's original stays in the index, and so does a work-tree rename's.
+                original = x == r ? .removedFromIndex : .tracked
+            }
+            let status: Status = x == UInt8(ascii: "?") ? .untracked
+                : x == d && y == UInt8(ascii: " ") ? .removedFromIndex  // "DD" and "DU" are unmerged: still in the index
+                : .tracked
+            try each(Path(field.dropFirst(3)), status)
         }
     }
 
@@ -88,21 +111,17 @@ public struct GitRepository: Sendable {
         try run(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]) { field in try each(Path(field)) }
     }
 
-    /// Which of `paths` (untracked) a `.gitignore` rule or `info/exclude` matches.
-    public func ignored(_ paths: [String]) throws -> [String] {
+    /// Which of `paths` the index holds, from one pass over `git ls-files`: linear in the index,
+    /// where `git check-ignore` reads the whole index once for every path it is given.
+    func tracked(among paths: Set<ExactPath>) throws -> Set<ExactPath> {
         guard !paths.isEmpty else { return [] }
-        let input = NSTemporaryDirectory() + "filefleet-git-in-\(UUID().uuidString)"
-        defer { unlink(input) }
-        var bytes: [UInt8] = []
-        for path in paths { bytes += Array(path.utf8) + [0] }
-        guard FileManager.default.createFile(atPath: input, contents: Data(bytes)) else {
-            throw GitError(command: "git check-ignore", status: -1, stderr: "cannot write \(input)")
+        var tracked = Set<ExactPath>()
+        try run(["ls-files", "-z", "--cached"]) { field in
+            guard let name = Path(field).name else { return }
+            let path = ExactPath(name)
+            if paths.contains(path) { tracked.insert(path) }
         }
-        var ignored: [String] = []
-        try run(["check-ignore", "-z", "--stdin"], stdin: input, accept: [0, 1]) { field in
-            if let path = Path(field).name { ignored.append(path) }
-        }
-        return ignored
+        return tracked
     }
 
     /// A path as git printed it: `name` is nil when the bytes are not valid UTF-8.
@@ -122,7 +141,7 @@ public struct GitRepository: Sendable {
     /// Runs `git args` in the root and feeds its stdout to `field`, split at NULs (a final field
     /// without a NUL too). Statuses outside `accept` throw; so does a timeout or a cancellation.
     @discardableResult
-    func run(_ arguments: [String], stdin: String = "/dev/null", accept: Set<Int32> = [0],
+    func run(_ arguments: [String], accept: Set<Int32> = [0],
              field: (ArraySlice<UInt8>) throws -> Void) throws -> Int32 {
         let argv = ["git", "-C", root] + Self.globalOptions + arguments
         let command = "git " + arguments.joined(separator: " ")
@@ -132,7 +151,7 @@ public struct GitRepository: Sendable {
 
         let pid: Int32
         do {
-            pid = try Command.spawn(argv, environment: Self.environment, stdin: stdin, output: outPath, errorOutput: errPath)
+            pid = try Command.spawn(argv, environment: Self.environment, stdin: "/dev/null", output: outPath, errorOutput: errPath)
         } catch let error as CommandError where error.launchError == .ENOENT {
             throw UsageError("SOURCE \(root) is a git work tree, but git is not installed (not found on PATH)")
         }
