@@ -34,6 +34,8 @@ struct Sync: AsyncParsableCommand {
     var noWorkerTimeout: Double?
     @Option(help: "In-process workers: seconds a batch may take before it is rolled back (default: 120).")
     var batchTimeout: Double?
+    @Option(help: "A run with at most this many paths left is imported by sync itself, without Kafka (default: 500; 0: always through the workers).")
+    var directMax: Int?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var httpOptions: HTTPOptions
 
@@ -83,6 +85,10 @@ struct Sync: AsyncParsableCommand {
         if let maxFileBytes {
             guard maxFileBytes > 0 else { throw UsageError("--max-file-bytes must be positive") }
             options.maxFileBytes = maxFileBytes
+        }
+        if let directMax {
+            guard directMax >= 0 else { throw UsageError("--direct-max must be ≥ 0") }
+            options.directMax = directMax
         }
         if let maxAttempts {
             guard maxAttempts > 0 else { throw UsageError("--max-attempts must be positive") }

@@ -22,6 +22,7 @@ import TestSupport
         let settings = environment.fleetSettings(schema: schema)
         var options = SyncOptions()
         options.workers = 2
+        options.directMax = 0  // through Kafka: these tests are about the in-process workers
         options.stallWindow = .seconds(10)
         options.pollInterval = .milliseconds(100)
         let start = ContinuousClock.now
@@ -93,5 +94,52 @@ import TestSupport
         #expect(resumed.run_id == run)
         #expect(resumed.planned == 10 && resumed.resumed == 4 && resumed.imported == 6, "\(resumed.json())")
         #expect(try await documents(tree) == tree.expected)
+    }
+
+    /// A run with at most `directMax` paths left is imported by the coordinator without Kafka:
+    /// with the broker's address pointing at nothing, a small first sync and a small incremental
+    /// one (an edit, an addition, a deletion, a file that cannot be read) still complete, and
+    /// their checkpoints are the coordinator's own.
+    @Test(.timeLimit(.minutes(2)))
+    func smallRunsAreImportedWithoutKafka() async throws {
+        var tree = try FleetTree.make(files: 40, perDirectory: 10)
+        defer { tree.remove() }
+        var settings = environment.fleetSettings(schema: schema)
+        settings.kafka = KafkaConfiguration(brokers: "127.0.0.1:1")  // nothing listens there
+        var options = SyncOptions()
+        options.workers = 2
+        options.directMax = 40
+        let coordinator = Coordinator(settings: settings, log: Log(component: "coordinator", enabled: false))
+
+        let first = try await coordinator.sync(tree.root, options: options)
+        #expect(first.status == .completed && first.imported == 40, "\(first.json())")
+        #expect(try await documents(tree) == tree.expected)
+
+        try tree.write("d0/note-0.md", "---\ntitle: edited\n---\nnew\n")
+        try tree.write("d0/added.md", "# Added\n")
+        try tree.delete("d1/note-10.md")
+        try tree.write("d2/locked.md", "secret\n")
+        #expect(chmod(tree.root + "/d2/locked.md", 0) == 0)
+        options.maxAttempts = 1
+        let incremental = try await coordinator.sync(tree.root, options: options)
+        let unreadable = getuid() != 0  // root reads a file of mode 0 all the same
+        #expect(incremental.planned == 4, "\(incremental.json())")
+        #expect(incremental.deleted == 1 && incremental.failed == (unreadable ? 1 : 0), "\(incremental.json())")
+        #expect(incremental.status == (unreadable ? .completed_with_failures : .completed), "\(incremental.json())")
+        let workers = try await FleetDB.query(environment.postgresURL) { [schema] c in
+            try await c.query("SELECT DISTINCT worker FROM \(unescaped: schema.checkpoints)").map { try $0.decode(String.self, 0) }
+        }
+        #expect(!workers.isEmpty && workers.allSatisfy { $0.hasPrefix("sync:") }, "\(workers)")
+        if !unreadable { #expect(try await documents(tree) == tree.expected) }
+
+        // One path more than the limit: the run goes to Kafka, which is not there; it must not
+        // complete (it would only if it had been imported directly).
+        for i in 0..<41 { try tree.write("d3/more-\(i).md", "more \(i)\n") }
+        options.noWorkerTimeout = .seconds(1)
+        let task = Task { [options, root = tree.root] in try await coordinator.sync(root, options: options) }
+        try await Task.sleep(for: .seconds(3))
+        task.cancel()
+        let big = try await task.value
+        #expect(big.status != .completed, "\(big.json())")
     }
 }

@@ -215,8 +215,9 @@ final class Fleet: Sendable {
         try start(name, ["worker", "--batch-size", String(batchSize), "--concurrency", "2"])
     }
 
+    /// A sync whose run always goes through Kafka, however small: these tests are about the fleet.
     func sync(_ name: String, _ tree: FleetTree, _ extra: [String] = []) throws -> FleetProcess {
-        try start(name, ["sync", tree.root, "--json", "--stall-window", "10"] + extra)
+        try start(name, ["sync", tree.root, "--json", "--stall-window", "10", "--direct-max", "0"] + extra)
     }
 
     var all: [FleetProcess] { processes.withLock { $0 } }

@@ -23,8 +23,10 @@ import TestSupport
 
     // MARK: Helpers
 
-    func sync(workers: Int = 2, excludes: [String] = [], allowMassDelete: Bool = false) async throws -> SyncSummary {
+    func sync(workers: Int = 2, directMax: Int = SyncOptions().directMax, excludes: [String] = [],
+              allowMassDelete: Bool = false) async throws -> SyncSummary {
         var options = SyncOptions()
+        options.directMax = directMax
         options.allowMassDelete = allowMassDelete
         options.workers = workers
         options.excludes = excludes
@@ -43,7 +45,8 @@ import TestSupport
 
     /// Plans a run with no workers, lets it publish, and interrupts it: the run stays open.
     func planAndInterrupt() async throws -> Int64 {
-        let task = Task { try await sync(workers: 0) }
+        // Through Kafka with no worker: the run stays open until it is cancelled.
+        let task = Task { try await sync(workers: 0, directMax: 0) }
         defer { task.cancel() }
         var run: Int64? = nil
         for _ in 0..<200 where run == nil {

@@ -200,7 +200,9 @@ struct RunDriver: Sendable {
         facts.record(run: run.id, planned: run.planned, resumed: summary.resumed)
         progress(SyncProgress(planned: run.planned, done: banked, resumed: summary.resumed))
 
-        if banked < run.planned {
+        if banked < run.planned && run.planned - banked <= options.directMax {
+            try await importDirectly(run, resumed: summary.resumed)
+        } else if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
             try await withInProcessWorkers {
                 try await publishUntilDelivered(run)
@@ -246,6 +248,30 @@ struct RunDriver: Sendable {
                 throw error
             }
         }
+    }
+
+    /// Imports what remains of a small run in this process, as a worker would (the same reads,
+    /// the same transaction per batch with its checkpoints), without Kafka. The remaining set is
+    /// read fenced, as for publishing; the writes are a worker's, safe against a concurrent copy.
+    func importDirectly(_ run: RunRecord, resumed: Int) async throws {
+        let remaining = try await db { c in
+            try await lease.fenced(on: c) { c in try await store.remainingPaths(run: run.id, on: c) }
+        }
+        let workerOptions = WorkerOptions.inProcess(options)
+        let importer = BatchImporter(settings: settings, options: workerOptions, worker: "sync:\(System.hostName):\(getpid())",
+                                     pool: pool, log: log, metrics: metrics)
+        var done = run.planned - remaining.count
+        for start in stride(from: 0, to: remaining.count, by: workerOptions.batchSize) {
+            if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
+            try Task.checkCancellation()
+            let paths = Array(remaining[start..<min(start + workerOptions.batchSize, remaining.count)])
+            let batchStart = ContinuousClock.now
+            let result = try await importer.importDirectly(paths, run: run.id)
+            metrics.recordBatch(result.counts, refused: 0, duration: .now - batchStart)
+            done += paths.count
+            progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
+        }
+        log.event("imported_directly", ["run": String(run.id), "paths": String(remaining.count)])
     }
 
     /// Publishes what remains until the broker has confirmed all of it, however long the broker

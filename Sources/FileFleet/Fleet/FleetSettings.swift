@@ -35,6 +35,9 @@ public struct SyncOptions: Sendable {
     public var batchTimeout: Duration = WorkerOptions().batchTimeout
     /// How often progress is read from the checkpoints.
     public var pollInterval: Duration = .milliseconds(500)
+    /// A run with at most this many paths left is imported by the coordinator itself, without
+    /// Kafka: a small incremental sync pays no topic and no consumer-group join (1–3 s). 0: never.
+    public var directMax = 500
 
     public init() {}
 }
