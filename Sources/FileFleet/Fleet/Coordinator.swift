@@ -150,6 +150,19 @@ struct RunDriver: Sendable {
     var store: RunStore { RunStore(schema: settings.schema) }
 
     func drive(sourceID: String, root: String, mode: String) async throws -> SyncSummary {
+        let workers = InProcessWorkers(count: options.workers, settings: settings, options: WorkerOptions.inProcess(options),
+                                       log: log.child("worker"), metrics: metrics)
+        do {
+            let summary = try await drive(sourceID: sourceID, root: root, mode: mode, workers: workers)
+            await workers.stop()  // started for a plan that turned out to need none of them
+            return summary
+        } catch {
+            await workers.stop()
+            throw error
+        }
+    }
+
+    private func drive(sourceID: String, root: String, mode: String, workers: InProcessWorkers) async throws -> SyncSummary {
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let since = try await db { c in try await store.databaseNow(on: c) }
         let run: RunRecord
@@ -161,16 +174,20 @@ struct RunDriver: Sendable {
             log.event("resume", ["run": String(run.id), "source": sourceID, "planned": String(run.planned)])
             try await db { c in try await store.recordStop(nil, run: run.id, on: c) }
         } else if mode == "git" {
-            run = try await planGitRun(sourceID: sourceID, root: root, full: discarded)
+            run = try await planGitRun(sourceID: sourceID, root: root, full: discarded, workers: workers)
         } else {
             let planner = DirectoryPlanner(schema: settings.schema)
+            let listing = ContinuousClock.now
             let plan = try await db { c in
-                try await planner.plan(sourceID: sourceID, root: root, filter: PathFilter(includes: options.includes,
-                                                                                          excludes: options.excludes), on: c)
+                // Workers start as soon as the run is sure to need them: their group join overlaps the planning.
+                try await planner.plan(sourceID: sourceID, root: root,
+                                       filter: PathFilter(includes: options.includes, excludes: options.excludes),
+                                       largeAbove: options.directMax, large: workers.start, on: c)
             }
             try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
             for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
             for key in plan.longPaths { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
+            let storing = ContinuousClock.now
             run = try await db { c in
                 try await lease.fenced(on: c) { c in
                     try await store.adoptMode(mode, sourceID: sourceID, on: c)
@@ -187,7 +204,8 @@ struct RunDriver: Sendable {
                 }
             }
             log.event("planned", ["run": String(run.id), "source": sourceID, "listed": String(plan.listed),
-                                  "planned": String(run.planned)])
+                                  "planned": String(run.planned), "plan_seconds": Self.seconds(storing - listing),
+                                  "store_seconds": Self.seconds(.now - storing)])
         }
         // Recorded at once: a run that stops from here on still names its run in the summary.
         facts.record(run: run.id, planned: run.planned, resumed: 0)
@@ -204,7 +222,7 @@ struct RunDriver: Sendable {
             try await importDirectly(run, resumed: summary.resumed)
         } else if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
-            try await withInProcessWorkers {
+            try await workers.serving {
                 try await publishUntilDelivered(run)
                 try await waitForCompletion(run, resumed: banked)
             }
@@ -226,28 +244,6 @@ struct RunDriver: Sendable {
         summary.status = all.failed > 0 ? .completed_with_failures : .completed
         log.event("finished", ["run": String(run.id), "state": state])
         return summary
-    }
-
-    /// Runs `body` with `options.workers` workers in this process (`sync --workers N`, and the
-    /// embedded mode); they drain and leave when it returns. A worker that fails ends the run.
-    func withInProcessWorkers(_ body: @escaping @Sendable () async throws -> Void) async throws {
-        let workers = (0..<options.workers).map { _ in
-            Worker(settings: settings, options: WorkerOptions.inProcess(options), log: log.child("worker"), metrics: metrics)
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in workers { group.addTask { try await worker.run() } }
-            group.addTask {
-                defer { workers.forEach { $0.requestStop() } }
-                try await body()
-            }
-            do {
-                try await group.waitForAll()
-            } catch {
-                workers.forEach { $0.requestStop() }
-                group.cancelAll()
-                throw error
-            }
-        }
     }
 
     /// Imports what remains of a small run in this process, as a worker would (the same reads,
@@ -310,21 +306,27 @@ struct RunDriver: Sendable {
     /// Publishes every planned path without a checkpoint, delivery-confirmed, in batches. The
     /// remaining set is read in a fenced transaction: a superseded holder publishes nothing.
     func publishRemaining(_ run: RunRecord, _ producer: KafkaProducer) async throws {
+        let started = ContinuousClock.now
         let remaining = try await db { c in
             try await lease.fenced(on: c) { c in try await store.remainingPaths(run: run.id, on: c) }
         }
-        var published = 0
-        for start in stride(from: 0, to: remaining.count, by: 5000) {
-            if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
-            try Task.checkCancellation()
-            let records = remaining[start..<min(start + 5000, remaining.count)].map { path in
-                let message = PathMessage(run: run.id, source: run.sourceID, path: path)
-                return KafkaRecord(topic: settings.topic, key: message.key, value: message.encoded())
+        // Two batches in flight: the next is encoded and enqueued while the broker confirms this one.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            for start in stride(from: 0, to: remaining.count, by: 5000) {
+                if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
+                try Task.checkCancellation()
+                let records = remaining[start..<min(start + 5000, remaining.count)].map { path in
+                    let message = PathMessage(run: run.id, source: run.sourceID, path: path)
+                    return KafkaRecord(topic: settings.topic, key: message.key, value: message.encoded())
+                }
+                if inFlight == 2 { try await group.next(); inFlight -= 1 }
+                group.addTask { try await producer.sendBatch(records) }
+                inFlight += 1
             }
-            try await producer.sendBatch(records)
-            published += records.count
+            try await group.waitForAll()
         }
-        log.event("published", ["run": String(run.id), "paths": String(published)])
+        log.event("published", ["run": String(run.id), "paths": String(remaining.count), "seconds": Self.seconds(.now - started)])
     }
 
     /// Polls the checkpoint count until every planned path is done; republishes after a stall.
@@ -385,6 +387,9 @@ struct RunDriver: Sendable {
         log.event("stalled", fields.merging(["action": "republish"]) { $1 })
         try await publishUntilDelivered(run)
     }
+
+    /// A duration for a log line: seconds with milliseconds.
+    static func seconds(_ d: Duration) -> String { String(format: "%.3f", d.seconds) }
 
     /// A statement through the pool, retried while Postgres is transiently unavailable (SPEC §6.9).
     @discardableResult

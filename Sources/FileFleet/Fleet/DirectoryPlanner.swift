@@ -24,7 +24,10 @@ public struct DirectoryPlanner: Sendable {
         self.schema = schema
     }
 
-    public func plan(sourceID: String, root: String, filter: PathFilter, on c: PostgresConnection) async throws -> DirectoryPlan {
+    /// Plans a run. `large` is called once, from the walk, as soon as the plan holds more than
+    /// `largeAbove` paths: the caller starts what a large run needs while the walk goes on.
+    public func plan(sourceID: String, root: String, filter: PathFilter, largeAbove: Int = .max,
+                     large: @escaping @Sendable () -> Void = {}, on c: PostgresConnection) async throws -> DirectoryPlan {
         // The stored side, held once: path → (size, mtime µs, sha256).
         var stored: [ExactPath: (Int64, Int64, String)] = [:]
         for row in try await c.query("""
@@ -43,8 +46,10 @@ public struct DirectoryPlanner: Sendable {
         var plan = try await runBlocking { () throws -> DirectoryPlan in
             var plan = DirectoryPlan()
             var seen = Set<ExactPath>()
+            var announced = false
             try DirectoryWalker(root: root, filter: filter).walk(file: { file in
                 plan.listed += 1
+                if !announced && plan.paths.count > largeAbove { announced = true; large() }
                 seen.insert(ExactPath(file.path))
                 guard let (size, mtime, sha) = known[ExactPath(file.path)] else { return plan.paths.append(file.path) }
                 if size == file.size && mtime == file.mtimeMicros { return }

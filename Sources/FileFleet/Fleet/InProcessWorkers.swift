@@ -1,0 +1,65 @@
+import Synchronization
+
+/// The workers a sync runs in its own process (`sync --workers N`, the embedded mode). A run that
+/// needs them starts them as soon as its plan says so, before the plan is stored and published:
+/// joining the consumer group (1–3 s, longer on brokers that delay the first rebalance) then
+/// overlaps that work instead of following it.
+final class InProcessWorkers: Sendable {
+    private let workers: [Worker]
+    /// The task running every worker once started; it ends when they have all drained.
+    private let running = Mutex<Task<Void, any Error>?>(nil)
+
+    init(count: Int, settings: FleetSettings, options: WorkerOptions, log: Log, metrics: FleetMetrics) {
+        workers = (0..<count).map { _ in Worker(settings: settings, options: options, log: log, metrics: metrics) }
+    }
+
+    /// Starts the workers unless they are running already (or there are none).
+    func start() {
+        guard !workers.isEmpty else { return }
+        running.withLock { task in
+            guard task == nil else { return }
+            task = Task { [workers] in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in workers { group.addTask { try await worker.run() } }
+                    do {
+                        try await group.waitForAll()
+                    } catch {
+                        // One worker failed: the others stop too, and the run ends with its error.
+                        workers.forEach { $0.requestStop() }
+                        throw error
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `body` while the workers serve (starting them if need be), then lets them drain. A
+    /// worker that fails ends `body` and the run with its error; a `body` that fails (or is
+    /// cancelled) stops and cancels the workers.
+    func serving(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        start()
+        guard let task = running.withLock({ $0 }) else { return try await body() }
+        do {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try await body(); return true }
+                group.addTask { try await task.value; return false }
+                defer { requestStop() }  // before the group waits for what is left
+                // The workers end first only when one failed (next throws) or all were stopped.
+                while let bodyDone = try await group.next(), !bodyDone {}
+            }
+        } catch {
+            task.cancel()
+            throw error
+        }
+        try await task.value  // the drain's outcome: a batch that could not finish in time throws
+    }
+
+    /// Stops the workers (if started) and waits until they have drained, ignoring how they ended:
+    /// for a run that stops before it needed them.
+    func stop() async {
+        requestStop()
+        _ = try? await running.withLock({ $0 })?.value
+    }
+
+    private func requestStop() { workers.forEach { $0.requestStop() } }
+}
