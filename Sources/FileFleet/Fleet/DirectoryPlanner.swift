@@ -24,58 +24,112 @@ public struct DirectoryPlanner: Sendable {
         self.schema = schema
     }
 
-    /// Plans a run. `large` is called once, from the walk, as soon as the plan holds more than
-    /// `largeAbove` paths: the caller starts what a large run needs while the walk goes on.
+    /// Plans a run. `large` is called once, from the walk, as soon as the run is sure to hold more
+    /// than `largeAbove` paths: the caller starts what a large run needs while the walk goes on.
+    ///
+    /// Memory grows with the listing only: the stored documents stream past it through a cursor,
+    /// a page at a time, and are never all held (a million stored paths are not a million-entry map).
     public func plan(sourceID: String, root: String, filter: PathFilter, largeAbove: Int = .max,
                      large: @escaping @Sendable () -> Void = {}, on c: PostgresConnection) async throws -> DirectoryPlan {
-        // The stored side, held once: path → (size, mtime µs, sha256).
-        var stored: [ExactPath: (Int64, Int64, String)] = [:]
-        for row in try await c.query("""
-            SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint, sha256
-              FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
-            """) {
-            stored[ExactPath(try row.decode(String.self, 0))] = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2),
-                                                      try row.decode(String.self, 3))
-        }
+        let storedCount = try await c.query("""
+            SELECT count(*) FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
+            """)[0].decode(Int.self, 0)
         // Invalid names and long paths are found again by the walk; they are not paths a worker could read.
         let failed = try await c.query("""
             SELECT path FROM \(unescaped: schema.failures)
              WHERE source_id = \(sourceID) AND reason <> ALL(\([InvalidName.reason, LongPath.reason])::text[])
             """).map { try $0.decode(String.self, 0) }
-        let known = stored
-        var plan = try await runBlocking { () throws -> DirectoryPlan in
+
+        var (listing, plan) = try await runBlocking { () throws -> (Listing, DirectoryPlan) in
+            var listing = Listing(capacity: storedCount)
             var plan = DirectoryPlan()
-            var seen = Set<ExactPath>()
             var announced = false
             try DirectoryWalker(root: root, filter: filter).walk(file: { file in
-                plan.listed += 1
-                if !announced && plan.paths.count > largeAbove { announced = true; large() }
-                seen.insert(ExactPath(file.path))
-                guard let (size, mtime, sha) = known[ExactPath(file.path)] else { return plan.paths.append(file.path) }
-                if size == file.size && mtime == file.mtimeMicros { return }
-                // Read as a worker would, so that a link now pointing outside the root is not hashed.
-                if size == file.size,
-                   let read = try? FileReader.read(root: root, relativePath: file.path, maxBytes: Int(clamping: size)),
-                   SHA256.hex(read.bytes) == sha {
-                    plan.touched.append((file.path, file.mtimeMicros))
-                } else {
-                    plan.paths.append(file.path)
-                }
+                listing.append(file)
+                // More files than stored documents: at least that many are new.
+                if !announced && listing.files.count - storedCount > largeAbove { announced = true; large() }
             }, invalidName: { plan.invalidNames.append($0) }, tooLong: { plan.longPaths.append(LongPath.key($0)) })
-            let gone = known.keys.filter { !seen.contains($0) }.map(\.path)  // deleted from the source
-            plan.paths += gone
-            plan.stored = known.count
-            plan.deletions = gone.count
-            return plan
+            plan.listed = listing.files.count
+            return (listing, plan)
         }
+
+        // The stored side, a page at a time: each stored path is found in the listing (and marked),
+        // or it is gone. Same size and mtime: unchanged; same size only: hashed, as a worker reads it.
+        var gone: [String] = []
+        try await c.withTransaction { c in
+            try await c.execute("""
+                DECLARE stored NO SCROLL CURSOR FOR
+                SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint, sha256
+                  FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
+                """)
+            while true {
+                let rows = try await c.query("FETCH 20000 FROM stored")
+                if rows.isEmpty { break }
+                var toHash: [(index: Int, sha256: String)] = []
+                for row in rows {
+                    let path = try row.decode(String.self, 0)
+                    plan.stored += 1
+                    guard let i = listing.index[ExactPath(path)] else { gone.append(path); continue }
+                    let (size, mtime) = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
+                    let file = listing.files[i]
+                    if size == file.size && mtime == file.mtimeMicros {
+                        listing.state[i] = .unchanged
+                    } else if size == file.size {
+                        toHash.append((i, try row.decode(String.self, 3)))
+                    } else {
+                        listing.state[i] = .changed
+                    }
+                }
+                guard !toHash.isEmpty else { continue }
+                let candidates = toHash.map { (listing.files[$0.index], $0.sha256) }
+                let same = try await runBlocking { () -> [Bool] in
+                    // Read as a worker would, so that a link now pointing outside the root is not hashed.
+                    candidates.map { file, sha256 in
+                        guard let read = try? FileReader.read(root: root, relativePath: file.path, maxBytes: Int(clamping: file.size))
+                        else { return false }
+                        return SHA256.hex(read.bytes) == sha256
+                    }
+                }
+                for ((i, _), same) in zip(toHash, same) {
+                    listing.state[i] = same ? .unchanged : .changed
+                    if same { plan.touched.append((listing.files[i].path, listing.files[i].mtimeMicros)) }
+                }
+            }
+            try await c.execute("CLOSE stored")
+        }
+
+        // New and changed files in the order of the walk, then the files that are gone.
+        for (file, state) in zip(listing.files, listing.state) where state != .unchanged { plan.paths.append(file.path) }
+        listing = Listing()
+        plan.deletions = gone.count
+        plan.paths += gone
         var planned = Set(plan.paths.map(ExactPath.init))
         plan.paths += failed.filter { !planned.contains(ExactPath($0)) }
         planned.formUnion(failed.map(ExactPath.init))
         // An escaped spelling that equals a real path (a name with a literal `\x..`) would be planned twice.
         plan.invalidNames = plan.invalidNames.filter { !planned.contains(ExactPath($0)) }
         plan.longPaths = plan.longPaths.filter { !planned.contains(ExactPath($0)) }
-        stored.removeAll()
         return plan
+    }
+
+    /// The files of a walk in its order, found by path, each with what the stored side said of it.
+    private struct Listing: Sendable {
+        enum State: UInt8 { case new, changed, unchanged }
+        var files: [ListedFile] = []
+        var index: [ExactPath: Int] = [:]
+        var state: [State] = []
+
+        init(capacity: Int = 0) {
+            files.reserveCapacity(capacity)
+            index.reserveCapacity(capacity)
+            state.reserveCapacity(capacity)
+        }
+
+        mutating func append(_ file: ListedFile) {
+            index[ExactPath(file.path)] = files.count
+            files.append(file)
+            state.append(.new)
+        }
     }
 
     /// Refreshes the mtime of documents whose content did not change. Call inside a fenced transaction.
