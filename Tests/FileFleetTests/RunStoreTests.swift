@@ -55,7 +55,8 @@ import TestSupport
             print("run store: remainingPaths of 50,000 planned, 25,000 banked: \(remaining.count) in \(elapsed)")
             #expect(remaining.count == 25_000)
             #expect(Set(remaining) == Set(plan.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)))
-            #expect(elapsed < .seconds(5))
+            // ~0.1 s alone, ~2 s with the whole suite on two cores; the nested loop took minutes.
+            #expect(elapsed < .seconds(10))
         }
     }
 
