@@ -167,6 +167,77 @@ import TestSupport
         }
     }
 
+    /// Issue 13: a long fenced statement (the COPY of a big plan, the remaining set of a big run)
+    /// must not hold the heartbeat back, or the lease expires under a live holder; a takeover and a
+    /// forced release, which change the token, still wait for the fenced transaction to commit.
+    @Test(.timeLimit(.minutes(1)))
+    func leaseLongFencedTransactionHoldsBackTokenChangesButNotTheHeartbeat() async throws {
+        let timing = LeaseTiming()
+        let first = try await withConnection { c in try await store.acquire("sync:long", holder: "h1", timing: timing, on: c) }
+
+        let takeover = try await whileFenced("sync:long", token: first, sleeping: 3) { c in
+            let start = ContinuousClock.now
+            let beat = try await store.heartbeat("sync:long", holder: "h1", token: first, timing: timing, on: c)
+            let beatTime = ContinuousClock.now - start
+            // The holder falls silent (ageing the row changes no key either), and a contender comes.
+            try await c.execute("""
+                UPDATE \(unescaped: schema.leases) SET heartbeat_at = NULL, expires_at = now() - interval '1 second'
+                 WHERE name = 'sync:long'
+                """)
+            let token = try await store.acquire("sync:long", holder: "h2", timing: timing, on: c)
+            return (beat, beatTime, token)
+        }
+        print("lease: heartbeat during a 3 s fenced transaction took \(takeover.result.1)")
+        #expect(takeover.result.0)
+        #expect(takeover.result.1 < .seconds(1), "the heartbeat waited \(takeover.result.1) for the fenced transaction")
+        #expect(takeover.result.2 == first + 1)
+        #expect(takeover.finished > takeover.bodyEnded, "the takeover did not wait for the fenced transaction")
+
+        let forced = try await whileFenced("sync:long", token: first + 1, sleeping: 1.5) { c in
+            try await store.forceRelease("sync:long", on: c)?.token
+        }
+        #expect(forced.result == first + 1)
+        #expect(forced.finished > forced.bodyEnded, "the forced release did not wait for the fenced transaction")
+        let (info, beat) = try await withConnection { c in
+            (try await store.info("sync:long", on: c),
+             try await store.heartbeat("sync:long", holder: "h1", token: first, timing: timing, on: c))
+        }
+        #expect(info?.token == first + 2)
+        #expect(!beat)
+    }
+
+    /// Runs `during` on a connection of its own while a fenced transaction on another sleeps for
+    /// `seconds` in its body. Returns when `during` finished, and when the body did (before the commit).
+    func whileFenced<T: Sendable>(_ name: String, token: Int64, sleeping seconds: Double,
+                                  _ during: (PostgresConnection) async throws -> T)
+        async throws -> (result: T, finished: ContinuousClock.Instant, bodyEnded: ContinuousClock.Instant) {
+        let holder = try await PostgresConnection.connect(url)
+        let other = try await PostgresConnection.connect(url)
+        let (locked, isLocked) = AsyncStream<Void>.makeStream()
+        let fenced = Task { [store] in
+            try await store.fenced(name, token: token, on: holder) { c in
+                isLocked.yield()
+                _ = try await c.query("SELECT pg_sleep(\(seconds))")
+                return ContinuousClock.now
+            }
+        }
+        for await _ in locked { break }
+        let result: T
+        do {
+            result = try await during(other)
+        } catch {
+            _ = try? await fenced.value
+            await holder.close()
+            await other.close()
+            throw error
+        }
+        let finished = ContinuousClock.now
+        let bodyEnded = try await fenced.value
+        await holder.close()
+        await other.close()
+        return (result, finished, bodyEnded)
+    }
+
     @Test func leaseReleaseLetsTheNextAcquireSucceedAtOnce() async throws {
         try await withConnection { c in
             let first = try await store.acquire("sync:h", holder: "h1", timing: LeaseTiming(), on: c)

@@ -74,13 +74,21 @@ public struct RunStore: Sendable {
         return run
     }
 
-    /// Planned paths of `run` without a checkpoint, in batches.
+    /// Planned paths of `run` without a checkpoint, in no particular order.
     public func remainingPaths(run: Int64, on c: PostgresConnection) async throws -> [String] {
-        try await c.query("""
-            SELECT p.path FROM \(unescaped: schema.plannedPaths) p
-             WHERE p.run_id = \(run)
-               AND NOT EXISTS (SELECT 1 FROM \(unescaped: schema.checkpoints) k WHERE k.run_id = p.run_id AND k.path = p.path)
-            """).map { try $0.decode(String.self, 0) }
+        try await c.query(remainingPathsQuery(run: run)).map { try $0.decode(String.self, 0) }
+    }
+
+    /// A set difference rather than an anti join: its plan is a hash or a sort, linear whatever
+    /// the statistics. An anti join planned from statistics older than the run (one row expected)
+    /// became a nested loop over both sides: 538 s at 50,000 planned and 25,000 banked paths.
+    /// Each side reads only the run's rows (its primary key leads with `run_id`).
+    func remainingPathsQuery(run: Int64) -> PostgresQuery {
+        """
+        SELECT path FROM \(unescaped: schema.plannedPaths) WHERE run_id = \(run)
+        EXCEPT
+        SELECT path FROM \(unescaped: schema.checkpoints) WHERE run_id = \(run)
+        """
     }
 
     public func checkpointCount(run: Int64, on c: PostgresConnection) async throws -> Int {

@@ -33,7 +33,7 @@ public final class Lease: Sendable {
                           _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             // A holder that stalls inside the transaction (frozen, cut off) would block a takeover
-            // with its share lock: the server ends the transaction once it has idled for the TTL.
+            // with its key-share lock: the server ends the transaction once it has idled for the TTL.
             return try await store.fenced(name, token: token, idleTimeout: timing.ttl, on: connection, body)
         } catch let error as LeaseLost {
             lostState.withLock { $0 = true }

@@ -72,6 +72,7 @@ public struct LeaseStore: Sendable {
     }
 
     /// Extends the lease; false when it is no longer this holder's (taken over or force-released).
+    /// It must change no key of the row (name, token): then it does not wait for a fenced transaction.
     public func heartbeat(_ name: String, holder: String, token: Int64, timing: LeaseTiming,
                           on connection: PostgresConnection) async throws -> Bool {
         try await connection.execute("""
@@ -82,6 +83,7 @@ public struct LeaseStore: Sendable {
     }
 
     /// Gives the lease up, so that the next contender takes it at once. A no-op if it was lost.
+    /// The token stays: this does not wait for a fenced transaction, the next acquisition does.
     public func release(_ name: String, holder: String, token: Int64, on connection: PostgresConnection) async throws {
         try await connection.execute("""
             UPDATE \(unescaped: schema.leases) SET holder = NULL, heartbeat_at = NULL, expires_at = now()
@@ -101,9 +103,12 @@ public struct LeaseStore: Sendable {
         return before
     }
 
-    /// Runs `body` in a transaction that first checks, with a share lock on the lease row, that
-    /// `token` is still current: a takeover waits for it to commit, and a superseded holder writes nothing.
-    /// With `idleTimeout`, the server ends the transaction (and its lock) if the holder goes quiet in it.
+    /// Runs `body` in a transaction that first checks, with a key-share lock on the lease row, that
+    /// `token` is still current: a superseded holder writes nothing, and a takeover or a forced
+    /// release waits for the transaction to commit (they change the token, a key of the row since
+    /// migration 4, so they need FOR UPDATE). The heartbeat changes no key: it does not wait, however
+    /// long `body` runs. With `idleTimeout`, the server ends the transaction (and its lock) if the
+    /// holder goes quiet in it.
     public func fenced<T>(_ name: String, token: Int64, idleTimeout: Duration? = nil, on connection: PostgresConnection,
                           _ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await connection.withTransaction { connection in
@@ -113,7 +118,7 @@ public struct LeaseStore: Sendable {
             }
             let current = try await connection.query("""
                 SELECT 1 FROM \(unescaped: schema.leases)
-                 WHERE name = \(name) AND token = \(token) AND holder IS NOT NULL FOR SHARE
+                 WHERE name = \(name) AND token = \(token) AND holder IS NOT NULL FOR KEY SHARE
                 """)
             guard !current.isEmpty else { throw LeaseLost(name: name, token: token) }
             return try await body(connection)

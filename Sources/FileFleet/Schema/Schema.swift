@@ -137,5 +137,11 @@ public struct Schema: Sendable {
         Migration(version: 3, name: "runs_stop", sql: """
             ALTER TABLE runs ADD COLUMN stop_reason text, ADD COLUMN stop_error text, ADD COLUMN stopped_at timestamptz;
             """),
+        // The token becomes a key of the lease row, so that a fenced transaction can lock the row
+        // FOR KEY SHARE (see `LeaseStore.fenced`): an update that changes the token (a takeover, a
+        // forced release) still waits for it, a heartbeat (no key changed) no longer does.
+        Migration(version: 4, name: "leases_token_key", sql: """
+            CREATE UNIQUE INDEX leases_name_token ON leases (name, token);
+            """),
     ]
 }

@@ -1,0 +1,68 @@
+@testable import FileFleet
+import FleetPostgres
+import Foundation
+import Testing
+import TestSupport
+
+/// The SQL of runs and plans against the real server, in a schema of its own.
+@Suite struct RunStoreTests {
+    let schema: Schema
+    let url: String
+    let store: RunStore
+
+    init() async throws {
+        let environment = try await TestEnvironment.shared()
+        schema = Schema(try await environment.makeSchema().name)
+        url = environment.postgresURL
+        store = RunStore(schema: schema)
+        let pool = PostgresPool(url: url, maxConnections: 1)
+        try await schema.migrate(pool)
+        await pool.close()
+    }
+
+    /// Issue 13: a resumed run's remaining set, planned from statistics taken while the tables were
+    /// nearly empty (as after the first runs of a fleet), must not become a nested loop.
+    @Test(.timeLimit(.minutes(2)))
+    func runStoreRemainingPathsStaysLinearWithStatisticsOlderThanTheRun() async throws {
+        try await PostgresConnection.withConnection(url) { c in
+            // No autovacuum: the statistics stay those of the ANALYZE below for the whole test.
+            for table in [schema.plannedPaths, schema.checkpoints] {
+                try await c.execute("ALTER TABLE \(unescaped: table) SET (autovacuum_enabled = false)")
+            }
+            _ = try await store.registerSource(id: "stats", root: "/stats", mode: "directory", on: c)
+            let old = try await store.createRun(sourceID: "stats", mode: "directory", pin: nil, token: 1,
+                                                plan: (0..<10).map { "old/\($0).md" }, maxFileBytes: 1 << 20,
+                                                maxAttempts: 3, on: c)
+            try await bank(run: old.id, (0..<10).map { "old/\($0).md" }, on: c)
+            try await store.finish(run: old.id, state: "completed", on: c)
+            try await c.execute("ANALYZE \(unescaped: schema.plannedPaths)")
+            try await c.execute("ANALYZE \(unescaped: schema.checkpoints)")
+
+            let plan = (0..<50_000).map { "d\($0 % 100)/note-\($0).md" }
+            let run = try await store.createRun(sourceID: "stats", mode: "directory", pin: nil, token: 1, plan: plan,
+                                                maxFileBytes: 1 << 20, maxAttempts: 3, on: c)
+            try await bank(run: run.id, plan.enumerated().filter { $0.offset % 2 == 0 }.map(\.element), on: c)
+
+            let query = store.remainingPathsQuery(run: run.id)
+            let explain = try await c.query(PostgresQuery(unsafeSQL: "EXPLAIN " + query.sql, binds: query.binds))
+                .map { try $0.decode(String.self, 0) }.joined(separator: "\n")
+            print("run store: remainingPaths plan with statistics older than the run:\n\(explain)")
+            #expect(!explain.contains("Nested Loop"), "\(explain)")
+
+            let start = ContinuousClock.now
+            let remaining = try await store.remainingPaths(run: run.id, on: c)
+            let elapsed = ContinuousClock.now - start
+            print("run store: remainingPaths of 50,000 planned, 25,000 banked: \(remaining.count) in \(elapsed)")
+            #expect(remaining.count == 25_000)
+            #expect(Set(remaining) == Set(plan.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)))
+            // ~0.1 s alone, ~2 s with the whole suite on two cores; the nested loop took minutes.
+            #expect(elapsed < .seconds(10))
+        }
+    }
+
+    func bank(run: Int64, _ paths: [String], on c: PostgresConnection) async throws {
+        try await c.copyFrom("COPY \(unescaped: schema.checkpoints) (run_id, path, outcome, worker) FROM STDIN") { writer in
+            for path in paths { try await writer.writeRow(run, path, "imported", "test") }
+        }
+    }
+}
