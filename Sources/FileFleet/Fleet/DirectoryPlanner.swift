@@ -50,6 +50,7 @@ public struct DirectoryPlanner: Sendable {
                 if !announced && listing.files.count - storedCount > largeAbove { announced = true; large() }
             }, invalidName: { plan.invalidNames.append($0) }, tooLong: { plan.longPaths.append(LongPath.key($0)) })
             plan.listed = listing.files.count
+            listing.indexFiles()
             return (listing, plan)
         }
 
@@ -121,14 +122,17 @@ public struct DirectoryPlanner: Sendable {
 
         init(capacity: Int = 0) {
             files.reserveCapacity(capacity)
-            index.reserveCapacity(capacity)
-            state.reserveCapacity(capacity)
         }
 
         mutating func append(_ file: ListedFile) {
-            index[ExactPath(file.path)] = files.count
             files.append(file)
-            state.append(.new)
+        }
+
+        /// After the walk: every file findable by its path, sized once.
+        mutating func indexFiles() {
+            index = Dictionary(minimumCapacity: files.count)
+            for (i, file) in files.enumerated() { index[ExactPath(file.path)] = i }
+            state = Array(repeating: .new, count: files.count)
         }
     }
 

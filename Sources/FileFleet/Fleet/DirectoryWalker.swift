@@ -34,9 +34,15 @@ public struct PathFilter: Sendable {
         return includes.contains { RelativePath.hasPrefix($0, directory + "/") || Self.matches($0, directory) }
     }
 
-    /// Byte-wise, like everything about paths (`RelativePath.components`).
+    /// Whether a component starts with `.`: byte-wise, like everything about paths, and without
+    /// splitting (the walk asks this of every file).
     static func isHidden(_ path: String) -> Bool {
-        RelativePath.components(path[...]).contains { $0.utf8.first == UInt8(ascii: ".") }
+        var afterSlash = true
+        for byte in path.utf8 {
+            if afterSlash && byte == UInt8(ascii: ".") { return true }
+            afterSlash = byte == UInt8(ascii: "/")
+        }
+        return false
     }
 
     static func matches(_ pattern: String, _ path: String) -> Bool {

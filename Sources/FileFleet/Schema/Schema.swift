@@ -143,5 +143,14 @@ public struct Schema: Sendable {
         Migration(version: 4, name: "leases_token_key", sql: """
             CREATE UNIQUE INDEX leases_name_token ON leases (name, token);
             """),
+        // The plan and checkpoint rows of a run no longer check that their run exists, row by row:
+        // the check cost the server 6.6 s of the 10.6 s it took to store a 1,000,000-path plan, and
+        // the same per checkpoint. Both are only ever written after their run row, in the
+        // coordinator's fenced transaction or by a worker that looked the run up first, and runs
+        // are never deleted.
+        Migration(version: 5, name: "run_rows_unchecked", sql: """
+            ALTER TABLE planned_paths DROP CONSTRAINT IF EXISTS planned_paths_run_id_fkey;
+            ALTER TABLE checkpoints DROP CONSTRAINT IF EXISTS checkpoints_run_id_fkey;
+            """),
     ]
 }
