@@ -74,6 +74,10 @@ public struct KafkaConfiguration: Sendable {
             ("session.timeout.ms", String(Self.milliseconds(sessionTimeout))),
             ("heartbeat.interval.ms", String(Self.milliseconds(heartbeatInterval))),
             ("max.poll.interval.ms", String(Self.milliseconds(maxPollInterval))),
+            // What the consumer fetches ahead: 8 MB is tens of thousands of path messages, many
+            // batches of work. librdkafka's default (64 MB per consumer) grew a worker's memory
+            // with the size of the backlog (+128 MB for two workers at 1,000,000 paths).
+            ("queued.max.messages.kbytes", "8192"),
         ]
     }
 
