@@ -77,6 +77,7 @@ private struct SimpleBlock {
 
     func members() -> [(String, JSONValue)]? {
         var members: [(String, JSONValue)] = []
+        members.reserveCapacity(8)
         var keys: Set<String> = []
         /// A key whose line ended after its `:`: null, unless `- item` lines follow.
         var openKey: String?
@@ -249,6 +250,7 @@ private struct SimpleBlock {
         var j = i + 1
         while j < end, text[j] == Self.space { j += 1 }
         if j < end, text[j] == Self.closeBracket { return (items, j + 1) }
+        items.reserveCapacity(4)
         while j < end {
             let c = text[j]
             if c == Self.singleQuote || c == Self.doubleQuote {
