@@ -53,11 +53,13 @@ enum Frontmatter {
     /// far beyond any real frontmatter, far below what a worker thread's stack survives.
     static let maxNestingBound = 1000
 
-    /// The frontmatter as JSON object members, or a one-line reason why there is none.
-    static func parse(_ yaml: UnsafeBufferPointer<UInt8>) -> Result<[(String, JSONValue)], Problem> {
+    /// The frontmatter as JSON object members, or a one-line reason why there is none. The common shape is
+    /// read by `simpleMembers`, the rest by Yams; `fastPath: false` is Yams alone (tests compare the two).
+    static func parse(_ yaml: UnsafeBufferPointer<UInt8>, fastPath: Bool = true) -> Result<[(String, JSONValue)], Problem> {
         guard nestingBound(yaml) <= maxNestingBound else {
             return .failure(Problem("frontmatter nests too deeply"))
         }
+        if fastPath, let members = simpleMembers(yaml) { return .success(members) }
         let text = String(decoding: yaml, as: UTF8.self)
         let root: Node?
         do {

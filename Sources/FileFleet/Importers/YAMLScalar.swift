@@ -6,17 +6,24 @@ import FleetPostgres
 /// `"NaN"`/`"Infinity"`/`"-Infinity"` (the spellings PostgreSQL's float8 reads back).
 enum YAMLScalar {
     static func resolvePlain(_ text: String) -> JSONValue {
-        let b = Array(text.utf8)
-        guard let first = b.first else { return .null }
+        guard let first = text.utf8.first else { return .null }
+        // Most text is none of these: the first byte and the length rule out the comparisons.
+        let count = text.utf8.count
         switch first {
         case UInt8(ascii: "~"), UInt8(ascii: "n"), UInt8(ascii: "N"):
-            if isNull(text) { return .null }
+            if count <= 4, isNull(text) { return .null }
         default: break
         }
-        if let bool = bool(text) { return .bool(bool) }
+        switch first {
+        case UInt8(ascii: "y"), UInt8(ascii: "Y"), UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "o"),
+             UInt8(ascii: "O"), UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "f"), UInt8(ascii: "F"):
+            if count <= 5, let bool = bool(text) { return .bool(bool) }
+        default: break
+        }
         let numeric = first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
             || isDigit(first)
         guard numeric else { return .string(text) }
+        let b = Array(text.utf8)
         if let kind = intKind(b) { return int(b, kind: kind) ?? .string(text) }
         if isFloat(b) { return float(b) ?? .string(text) }
         if let iso = timestamp(b) { return .string(iso) }
@@ -113,7 +120,8 @@ enum YAMLScalar {
     }
 
     private static func digits(_ b: [UInt8], from i: Int) -> String {
-        String(decoding: b[i...].filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)
+        guard b[i...].contains(UInt8(ascii: "_")) else { return String(decoding: b[i...], as: UTF8.self) }
+        return String(decoding: b[i...].filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)
     }
 
     static func int(_ b: [UInt8], kind: IntKind) -> JSONValue? {
