@@ -91,7 +91,8 @@ public struct DirectoryWalker {
                 if name == "." || name == ".." { continue }
                 let path = relative.isEmpty ? name : relative + "/" + name
                 var info = stat()
-                guard lstat(root + "/" + path, &info) == 0 else { continue }
+                // Relative to the open directory: the kernel resolves one name, not the whole path.
+                guard fstatat(dirfd(dir), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
                 let kind = info.st_mode & S_IFMT
                 if path.utf8.count > LongPath.maxBytes {
                     let taken = kind == S_IFDIR ? filter.descendsInto(path)
