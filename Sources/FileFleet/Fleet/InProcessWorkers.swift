@@ -55,10 +55,12 @@ final class InProcessWorkers: Sendable {
     }
 
     /// Stops the workers (if started) and waits until they have drained, ignoring how they ended:
-    /// for a run that stops before it needed them.
+    /// for a run that stops before it needed them. A cancelled caller (SIGINT) cancels them too.
     func stop() async {
         requestStop()
-        _ = try? await running.withLock({ $0 })?.value
+        guard let task = running.withLock({ $0 }) else { return }
+        if Task.isCancelled { task.cancel() }
+        _ = try? await task.value
     }
 
     private func requestStop() { workers.forEach { $0.requestStop() } }
