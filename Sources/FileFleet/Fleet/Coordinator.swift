@@ -219,7 +219,7 @@ struct RunDriver: Sendable {
         progress(SyncProgress(planned: run.planned, done: banked, resumed: summary.resumed))
 
         if banked < run.planned && run.planned - banked <= options.directMax {
-            try await importDirectly(run, resumed: summary.resumed)
+            try await importDirectly(run, banked: banked, resumed: summary.resumed)
         } else if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
             try await workers.serving {
@@ -249,25 +249,36 @@ struct RunDriver: Sendable {
     /// Imports what remains of a small run in this process, as a worker would (the same reads,
     /// the same transaction per batch with its checkpoints), without Kafka. The remaining set is
     /// read fenced, as for publishing; the writes are a worker's, safe against a concurrent copy.
-    func importDirectly(_ run: RunRecord, resumed: Int) async throws {
-        let remaining = try await db { c in
-            try await lease.fenced(on: c) { c in try await store.remainingPaths(run: run.id, on: c) }
-        }
+    func importDirectly(_ run: RunRecord, banked: Int, resumed: Int) async throws {
         let workerOptions = WorkerOptions.inProcess(options)
         let importer = BatchImporter(settings: settings, options: workerOptions, worker: "sync:\(System.hostName):\(getpid())",
                                      pool: pool, log: log, metrics: metrics)
-        var done = run.planned - remaining.count
-        for start in stride(from: 0, to: remaining.count, by: workerOptions.batchSize) {
-            if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
-            try Task.checkCancellation()
-            let paths = Array(remaining[start..<min(start + workerOptions.batchSize, remaining.count)])
+        var done = banked, imported = 0
+        try await forEachRemainingPage(run, size: workerOptions.batchSize) { paths in
             let batchStart = ContinuousClock.now
             let result = try await importer.importDirectly(paths, run: run.id)
             metrics.recordBatch(result.counts, refused: 0, duration: .now - batchStart)
             done += paths.count
+            imported += paths.count
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
         }
-        log.event("imported_directly", ["run": String(run.id), "paths": String(remaining.count)])
+        log.event("imported_directly", ["run": String(run.id), "paths": String(imported)])
+    }
+
+    /// Calls `body` with each page of the paths of `run` that have no checkpoint, `size` planned
+    /// paths a page. Each page is read in a fenced transaction of its own: a superseded holder
+    /// reads nothing more, and no transaction stays open while `body` works.
+    func forEachRemainingPage(_ run: RunRecord, size: Int, _ body: ([String]) async throws -> Void) async throws {
+        var after: String?
+        repeat {
+            if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
+            try Task.checkCancellation()
+            let page = try await db { [after] c in
+                try await lease.fenced(on: c) { c in try await store.remainingPaths(run: run.id, after: after, limit: size, on: c) }
+            }
+            if !page.paths.isEmpty { try await body(page.paths) }
+            after = page.next
+        } while after != nil
     }
 
     /// Publishes what remains until the broker has confirmed all of it, however long the broker
@@ -303,30 +314,27 @@ struct RunDriver: Sendable {
         }
     }
 
-    /// Publishes every planned path without a checkpoint, delivery-confirmed, in batches. The
-    /// remaining set is read in a fenced transaction: a superseded holder publishes nothing.
+    /// Publishes every planned path without a checkpoint, delivery-confirmed, a page at a time
+    /// (each read fenced: a superseded holder publishes nothing more).
     func publishRemaining(_ run: RunRecord, _ producer: KafkaProducer) async throws {
         let started = ContinuousClock.now
-        let remaining = try await db { c in
-            try await lease.fenced(on: c) { c in try await store.remainingPaths(run: run.id, on: c) }
-        }
-        // Two batches in flight: the next is encoded and enqueued while the broker confirms this one.
+        var published = 0
+        // Two batches in flight: the next page is read and encoded while the broker confirms this one.
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
-            for start in stride(from: 0, to: remaining.count, by: 5000) {
-                if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
-                try Task.checkCancellation()
-                let records = remaining[start..<min(start + 5000, remaining.count)].map { path in
+            try await forEachRemainingPage(run, size: 5000) { paths in
+                let records = paths.map { path in
                     let message = PathMessage(run: run.id, source: run.sourceID, path: path)
                     return KafkaRecord(topic: settings.topic, key: message.key, value: message.encoded())
                 }
                 if inFlight == 2 { try await group.next(); inFlight -= 1 }
                 group.addTask { try await producer.sendBatch(records) }
                 inFlight += 1
+                published += paths.count
             }
             try await group.waitForAll()
         }
-        log.event("published", ["run": String(run.id), "paths": String(remaining.count), "seconds": Self.seconds(.now - started)])
+        log.event("published", ["run": String(run.id), "paths": String(published), "seconds": Self.seconds(.now - started)])
     }
 
     /// Polls the checkpoint count until every planned path is done; republishes after a stall.
