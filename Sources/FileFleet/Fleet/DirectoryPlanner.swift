@@ -99,17 +99,26 @@ public struct DirectoryPlanner: Sendable {
             try await c.execute("CLOSE stored")
         }
 
-        // New and changed files in the order of the walk, then the files that are gone.
+        // New and changed files in the order of the walk, then the files that are gone, then the
+        // paths that failed before and are neither. The listing's index says what is planned: no
+        // second set of every planned path (40 MB and 0.3 s at a million).
         for (file, state) in zip(listing.files, listing.state) where state != .unchanged { plan.paths.append(file.path) }
-        listing = Listing()
         plan.deletions = gone.count
         plan.paths += gone
-        var planned = Set(plan.paths.map(ExactPath.init))
-        plan.paths += failed.filter { !planned.contains(ExactPath($0)) }
-        planned.formUnion(failed.map(ExactPath.init))
+        let goneSet = Set(gone.map(ExactPath.init))
+        var extra = Set<ExactPath>()
+        func isPlanned(_ path: String) -> Bool {
+            let key = ExactPath(path)
+            if let i = listing.index[key] { return listing.state[i] != .unchanged }
+            return goneSet.contains(key) || extra.contains(key)
+        }
+        for path in failed where !isPlanned(path) {
+            plan.paths.append(path)
+            extra.insert(ExactPath(path))
+        }
         // An escaped spelling that equals a real path (a name with a literal `\x..`) would be planned twice.
-        plan.invalidNames = plan.invalidNames.filter { !planned.contains(ExactPath($0)) }
-        plan.longPaths = plan.longPaths.filter { !planned.contains(ExactPath($0)) }
+        plan.invalidNames = plan.invalidNames.filter { !isPlanned($0) }
+        plan.longPaths = plan.longPaths.filter { !isPlanned($0) }
         return plan
     }
 
