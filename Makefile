@@ -1,7 +1,7 @@
 # The two commands of the quick start: `make demo` and `make test`. Each sets up what is missing first.
 SWIFT ?= swift
 
-.PHONY: setup build test demo bench clean
+.PHONY: setup build test check-deploy demo bench clean
 
 setup:
 	@scripts/setup
@@ -10,9 +10,16 @@ build: setup
 	$(SWIFT) build
 
 # Every test, integration included: the tests start a private PostgreSQL and a Tansu broker themselves.
+# First the offline checks of compose/, k8s/ and the shell scripts (seconds; they read `filefleet help`).
 test: setup
 	$(SWIFT) build --build-tests
+	scripts/check-deploy
 	$(SWIFT) test --skip-build
+
+# The deployment files and shell scripts alone, and the broken fixtures that prove each check (docs/deploy.md).
+check-deploy: setup
+	$(SWIFT) build --product filefleet
+	scripts/check-deploy
 
 # Imports a generated sample tree on the embedded stack and shows the result.
 demo: build
