@@ -59,7 +59,7 @@ public struct PathFilter: Sendable {
 /// file inside the root, is not a file of the source; one whose target is outside the root is
 /// reported, so that the reader quarantines it (`escapes_root`). Names that are not valid UTF-8
 /// are reported separately, escaped (`InvalidName`), with the filter applied to that spelling.
-public struct DirectoryWalker {
+public struct DirectoryWalker: Sendable {
     public let root: String
     public let filter: PathFilter
 
@@ -71,53 +71,78 @@ public struct DirectoryWalker {
     /// `tooLong` gets each file, and each directory (one entry: nothing under it can be stored
     /// either), whose relative path is longer than `LongPath.maxBytes`; the walk does not descend
     /// into such a directory, so no path it builds reaches `PATH_MAX`.
-    public func walk(file: (ListedFile) throws -> Void, invalidName: (String) -> Void = { _ in },
-                     tooLong: (String) -> Void = { _ in }) throws {
-        var pending: [String] = [""]
-        while let relative = pending.popLast() {
-            let absolute = relative.isEmpty ? root : root + "/" + relative
-            guard let dir = opendir(absolute) else {
-                if relative.isEmpty { throw UsageError("cannot read \(root): \(String(cString: strerror(errno)))") }
-                continue  // vanished or unreadable meanwhile: its files are simply not listed
-            }
-            defer { closedir(dir) }
-            while let entry = readdir(dir) {
-                let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-                guard let name = String(validating: bytes, as: UTF8.self) else {
-                    let raw = (relative.isEmpty ? [] : Array(relative.utf8) + [UInt8(ascii: "/")]) + bytes
-                    if let escaped = quarantinable(raw) { invalidName(escaped) }
-                    continue
-                }
-                if name == "." || name == ".." { continue }
-                let path = relative.isEmpty ? name : relative + "/" + name
-                var info = stat()
-                // Relative to the open directory: the kernel resolves one name, not the whole path.
-                guard fstatat(dirfd(dir), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-                let kind = info.st_mode & S_IFMT
-                if path.utf8.count > LongPath.maxBytes {
-                    let taken = kind == S_IFDIR ? filter.descendsInto(path)
-                        : (kind == S_IFREG || kind == S_IFLNK) && filter.includesFile(path)
-                    if taken { tooLong(path) }
-                    continue
-                }
-                switch kind {
-                case S_IFDIR:
-                    if filter.descendsInto(path) { pending.append(path) }
-                case S_IFREG:
-                    if filter.includesFile(path) {
-                        try file(ListedFile(path: path, size: Int64(info.st_size),
-                                            mtimeMicros: Timestamps.micros(info.st_mtim)))
-                    }
-                case S_IFLNK:
-                    if filter.includesFile(path), let target = linkTarget(root + "/" + path) {
-                        try file(ListedFile(path: path, size: Int64(target.st_size),
-                                            mtimeMicros: Timestamps.micros(target.st_mtim)))
-                    }
-                default:
-                    continue  // sockets, FIFOs, devices: not files to import
-                }
+    ///
+    /// `threads` list directories at once (the kernel's half of a walk, stat-ing every entry, is
+    /// most of it). The callbacks are called on the calling thread, a directory's entries
+    /// together, in no particular order of directories.
+    public func walk(threads: Int = System.coreCount, file: (ListedFile) throws -> Void,
+                     invalidName: (String) -> Void = { _ in }, tooLong: (String) -> Void = { _ in }) throws {
+        guard let dir = opendir(root) else { throw UsageError("cannot read \(root): \(String(cString: strerror(errno)))") }
+        closedir(dir)
+        let queue = DirectoryQueue(root: "")
+        defer { queue.cancel() }  // a callback that throws ends the walk: the threads stop listing
+        for _ in 0..<max(1, threads) {
+            DispatchQueue.global().async { [self] in
+                while let relative = queue.next() { queue.finish(list(relative)) }
             }
         }
+        while let listed = queue.nextListed() {
+            listed.invalidNames.forEach(invalidName)
+            listed.tooLong.forEach(tooLong)
+            for found in listed.files { try file(found) }
+        }
+    }
+
+    /// What one directory holds for the walk.
+    fileprivate struct Listed: Sendable {
+        var files: [ListedFile] = []
+        var directories: [String] = []
+        var invalidNames: [String] = []
+        var tooLong: [String] = []
+    }
+
+    private func list(_ relative: String) -> Listed {
+        var listed = Listed()
+        let absolute = relative.isEmpty ? root : root + "/" + relative
+        guard let dir = opendir(absolute) else { return listed }  // vanished or unreadable meanwhile: not listed
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                let raw = (relative.isEmpty ? [] : Array(relative.utf8) + [UInt8(ascii: "/")]) + bytes
+                if let escaped = quarantinable(raw) { listed.invalidNames.append(escaped) }
+                continue
+            }
+            if name == "." || name == ".." { continue }
+            let path = relative.isEmpty ? name : relative + "/" + name
+            var info = stat()
+            // Relative to the open directory: the kernel resolves one name, not the whole path.
+            guard fstatat(dirfd(dir), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let kind = info.st_mode & S_IFMT
+            if path.utf8.count > LongPath.maxBytes {
+                let taken = kind == S_IFDIR ? filter.descendsInto(path)
+                    : (kind == S_IFREG || kind == S_IFLNK) && filter.includesFile(path)
+                if taken { listed.tooLong.append(path) }
+                continue
+            }
+            switch kind {
+            case S_IFDIR:
+                if filter.descendsInto(path) { listed.directories.append(path) }
+            case S_IFREG:
+                if filter.includesFile(path) {
+                    listed.files.append(ListedFile(path: path, size: Int64(info.st_size),
+                                                   mtimeMicros: Timestamps.micros(info.st_mtim)))
+                }
+            case S_IFLNK:
+                if filter.includesFile(path), let target = linkTarget(root + "/" + path) {
+                    listed.files.append(ListedFile(path: path, size: Int64(target.st_size),
+                                                   mtimeMicros: Timestamps.micros(target.st_mtim)))
+                }
+            default:
+                continue  // sockets, FIFOs, devices: not files to import
+            }
+        }
+        return listed
     }
 
     /// What a symlink stands for in the listing: its target's metadata, or nil when it is not a file
@@ -152,5 +177,56 @@ public struct DirectoryWalker {
         case S_IFREG, S_IFLNK: return filter.includesFile(escaped) ? escaped : nil
         default: return nil
         }
+    }
+}
+
+/// A walk's shared state: the directories yet to list, taken by its threads (`next` waits while
+/// others may still find more, and returns nil once none is pending or being listed), and what
+/// they listed, taken by the caller (`nextListed`, nil once everything is listed and taken).
+private final class DirectoryQueue: @unchecked Sendable {  // every field is guarded by `condition`
+    private let condition = NSCondition()
+    private var pending: [String]
+    private var listing = 0
+    private var listed: [DirectoryWalker.Listed] = []
+
+    init(root: String) { pending = [root] }
+
+    func next() -> String? {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending.isEmpty {
+            if listing == 0 { return nil }
+            condition.wait()
+        }
+        listing += 1
+        return pending.removeLast()
+    }
+
+    /// The directory taken by this thread's last `next` is listed.
+    func finish(_ directory: DirectoryWalker.Listed) {
+        condition.lock()
+        defer { condition.unlock() }
+        pending += directory.directories
+        listed.append(directory)
+        listing -= 1
+        condition.broadcast()
+    }
+
+    func nextListed() -> DirectoryWalker.Listed? {
+        condition.lock()
+        defer { condition.unlock() }
+        while listed.isEmpty {
+            if pending.isEmpty && listing == 0 { return nil }
+            condition.wait()
+        }
+        return listed.removeLast()
+    }
+
+    /// No more listing: the threads finish the directory in hand and stop.
+    func cancel() {
+        condition.lock()
+        defer { condition.unlock() }
+        pending.removeAll()
+        condition.broadcast()
     }
 }
