@@ -376,10 +376,11 @@ import TestSupport
             #expect(object["reason"] as? String == "lease_lost", "\(object)")
             #expect(frozen.summary?.run_id == run && frozen.summary?.planned == 3_000, "\(object)")
             let untouched = try await fleet.query { c in
-                try await c.query("SELECT state, finished_at::text FROM \(unescaped: Self.schema.runs) WHERE id = \(run)")
-                    .first.map { (try $0.decode(String.self, 0), try $0.decode(String?.self, 1)) }
+                try await c.query("SELECT state, finished_at::text, stop_reason FROM \(unescaped: Self.schema.runs) WHERE id = \(run)")
+                    .first.map { (try $0.decode(String.self, 0), try $0.decode(String?.self, 1), try $0.decode(String?.self, 2)) }
             }
             #expect(untouched?.0 == finished?.0 && untouched?.1 == finished?.1, "the fenced coordinator finalized: \(String(describing: untouched))")
+            #expect(untouched?.2 == nil, "the fenced coordinator recorded a stop on its successor's run: \(String(describing: untouched))")
             let runs = try await fleet.query { c in try await FleetDB.int("SELECT count(*) FROM filefleet.runs", on: c) }
             #expect(runs == 1)
             let final = try await leaseRow()

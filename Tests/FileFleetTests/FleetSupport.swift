@@ -11,6 +11,8 @@ struct FleetTree: Sendable {
     let root: String
     /// path → lowercase hex SHA-256 of its bytes.
     private(set) var expected: [String: String]
+    /// path → its size in bytes.
+    private(set) var sizes: [String: Int] = [:]
 
     var sourceID: String { URL(fileURLWithPath: root).lastPathComponent }
 
@@ -49,14 +51,19 @@ struct FleetTree: Sendable {
             throw POSIXError(.EIO)
         }
         expected[path] = SHA256.hex(bytes)
+        sizes[path] = bytes.count
     }
 
     /// A file the tree holds that this type did not write (a mount inside it).
-    mutating func expect(_ path: String, bytes: [UInt8]) { expected[path] = SHA256.hex(bytes) }
+    mutating func expect(_ path: String, bytes: [UInt8]) {
+        expected[path] = SHA256.hex(bytes)
+        sizes[path] = bytes.count
+    }
 
     mutating func delete(_ path: String) throws {
         guard unlink(root + "/" + path) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         expected[path] = nil
+        sizes[path] = nil
     }
 
     func remove() {
@@ -216,8 +223,8 @@ final class Fleet: Sendable {
     }
 
     /// A sync whose run always goes through Kafka, however small: these tests are about the fleet.
-    func sync(_ name: String, _ tree: FleetTree, _ extra: [String] = []) throws -> FleetProcess {
-        try start(name, ["sync", tree.root, "--json", "--stall-window", "10", "--direct-max", "0"] + extra)
+    func sync(_ name: String, _ tree: FleetTree, _ extra: [String] = [], node: NetworkLab.Node? = nil) throws -> FleetProcess {
+        try start(name, ["sync", tree.root, "--json", "--stall-window", "10", "--direct-max", "0"] + extra, node: node)
     }
 
     var all: [FleetProcess] { processes.withLock { $0 } }

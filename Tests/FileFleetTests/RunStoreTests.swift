@@ -72,6 +72,36 @@ import TestSupport
         }
     }
 
+    /// SPEC §6.5: an aborted sync says why on its run only while nobody has taken the lease since
+    /// (released, the lease keeps the token); a superseded holder leaves its successor's run alone.
+    @Test(.timeLimit(.minutes(1)))
+    func runStoreRecordsAStopOnlyWhileTheLeaseKeepsTheToken() async throws {
+        try await PostgresConnection.withConnection(url) { c in
+            let leases = LeaseStore(schema: schema)
+            let timing = LeaseTiming(heartbeat: .seconds(1), ttl: .seconds(5))
+            let name = "sync:stopped"
+            _ = try await store.registerSource(id: "stopped", root: "/stopped", mode: "directory", on: c)
+            let first = try await leases.acquire(name, holder: "first", timing: timing, on: c)
+            let run = try await store.createRun(sourceID: "stopped", mode: "directory", pin: nil, token: first, plan: ["a.md"],
+                                                maxFileBytes: 1 << 20, maxAttempts: 3, on: c)
+            @Sendable func stopReason() async throws -> String? {
+                try await c.query("SELECT stop_reason FROM \(unescaped: schema.runs) WHERE id = \(run.id)")[0].decode(String?.self, 0)
+            }
+            // `Lease.hold` releases before the stop is recorded.
+            try await leases.release(name, holder: "first", token: first, on: c)
+            #expect(try await store.recordStop(RunStop(NoWorkers(waited: .seconds(1))), run: run.id, lease: (name, first), on: c))
+            #expect(try await stopReason() == NoWorkers.reason)
+
+            // Taken up by another holder, which clears the stop; the first one's stop is refused.
+            let second = try await leases.acquire(name, holder: "second", timing: timing, on: c)
+            try await store.recordStop(nil, run: run.id, on: c)
+            #expect(try await !store.recordStop(RunStop(LeaseLost(name: name, token: first)), run: run.id, lease: (name, first), on: c))
+            #expect(try await stopReason() == nil)
+            #expect(try await store.recordStop(RunStop(NoWorkers(waited: .seconds(1))), run: run.id, lease: (name, second), on: c))
+            #expect(try await stopReason() == NoWorkers.reason)
+        }
+    }
+
     func bank(run: Int64, _ paths: [String], on c: PostgresConnection) async throws {
         try await c.copyFrom("COPY \(unescaped: schema.checkpoints) (run_id, path, outcome, worker) FROM STDIN") { writer in
             for path in paths { try await writer.writeRow(run, path, "imported", "test") }

@@ -45,6 +45,7 @@ public struct Coordinator: Sendable {
             }
             summary = try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
                                            url: settings.postgresURL, onHeartbeat: { [metrics] _ in metrics.heartbeat() }) { lease in
+                facts.record(leaseToken: lease.token)
                 metrics.heartbeat()
                 metrics.setReady(true)
                 defer { metrics.setReady(false) }
@@ -66,8 +67,12 @@ public struct Coordinator: Sendable {
             summary.reason = stop.reason
             summary.error = stop.error
             log.event("aborted", ["reason": stop.reason, "error": stop.error])
-            if let run = facts.run {
-                try? await pool.withConnection { c in try await RunStore(schema: settings.schema).recordStop(stop, run: run, on: c) }
+            // Fenced by the token: a holder that lost the lease (cut off, frozen) must not mark
+            // its successor's run as stopped.
+            if let run = facts.run, let token = facts.leaseToken {
+                try? await pool.withConnection { c in
+                    try await RunStore(schema: settings.schema).recordStop(stop, run: run, lease: ("sync:\(sourceID)", token), on: c)
+                }
             }
         }
         await pool.close()
@@ -122,10 +127,15 @@ struct RunStop: Sendable {
 /// What a run driver learnt before it stopped, for the summary of a run that did not finish.
 final class RunFacts: Sendable {
     private let state = Mutex<(run: Int64?, planned: Int, resumed: Int)>((nil, 0, 0))
+    private let token = Mutex<Int64?>(nil)
 
     func record(run: Int64, planned: Int, resumed: Int) { state.withLock { $0 = (run, planned, resumed) } }
 
+    /// The token of the lease the run was driven under.
+    func record(leaseToken: Int64) { token.withLock { $0 = leaseToken } }
+
     var run: Int64? { state.withLock { $0.run } }
+    var leaseToken: Int64? { token.withLock { $0 } }
 
     func fill(_ summary: inout SyncSummary) {
         let (run, planned, resumed) = state.withLock { $0 }

@@ -144,16 +144,25 @@ public struct RunStore: Sendable {
             """)
     }
 
-    /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them).
     /// Why a sync of `run` aborted, for `status`; `nil` clears it (a sync takes the run up again).
-    func recordStop(_ stop: RunStop?, run: Int64, on c: PostgresConnection) async throws {
+    /// With `lease`, only while the lease still has that token (released or not): once another
+    /// holder has taken it, the run is the successor's, and a superseded holder leaves it alone
+    /// (SPEC §6.5). The key-share lock makes a takeover wait for this statement, as for `fenced`.
+    /// Returns whether the run was updated.
+    @discardableResult
+    func recordStop(_ stop: RunStop?, run: Int64, lease: (name: String, token: Int64)? = nil,
+                    on c: PostgresConnection) async throws -> Bool {
         try await c.execute("""
             UPDATE \(unescaped: schema.runs)
                SET stop_reason = \(stop?.reason), stop_error = \(stop?.error), stopped_at = CASE WHEN \(stop?.reason)::text IS NULL THEN NULL ELSE now() END
              WHERE id = \(run)
-            """)
+               AND (\(lease?.name)::text IS NULL
+                    OR EXISTS (SELECT 1 FROM \(unescaped: schema.leases)
+                                WHERE name = \(lease?.name) AND token = \(lease?.token) FOR KEY SHARE))
+            """) == 1
     }
 
+    /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them).
     public func liveWorkers(on c: PostgresConnection) async throws -> Int {
         try await c.query("""
             SELECT count(*) FROM \(unescaped: schema.workers)
