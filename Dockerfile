@@ -1,9 +1,9 @@
+# syntax=docker/dockerfile:1
 # FileFleet's image: the release `filefleet` (static Swift stdlib) and the patched librdkafka it links
 # (scripts/build-librdkafka), on debian:bookworm-slim as user 10001. `docker build -t filefleet .`
 # `make image-proof` runs the runtime stage's steps in a debootstrap chroot and imports a tree with it.
 
 FROM swift:6.3-bookworm AS builder
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Debian's current bookworm packages, as scripts/setup installs them (not pinned, see below).
 # hadolint ignore=DL3008
 RUN apt-get update \

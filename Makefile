@@ -24,6 +24,7 @@ check-deploy: setup
 # The Dockerfile's runtime stage without a Docker engine (root): a debootstrap chroot holding its
 # packages runs this release build (static Swift stdlib) against a local stack (scripts/image-proof).
 image-proof: setup
+	.tools/venv/bin/hadolint Dockerfile
 	$(SWIFT) build -c release --product filefleet --static-swift-stdlib --build-path .build-image
 	scripts/image-proof --binary .build-image/release/filefleet
 
