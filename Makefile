@@ -1,7 +1,7 @@
 # The two commands of the quick start: `make demo` and `make test`. Each sets up what is missing first.
 SWIFT ?= swift
 
-.PHONY: setup build test check-deploy demo bench clean
+.PHONY: setup build test check-deploy image-proof demo bench clean
 
 setup:
 	@scripts/setup
@@ -21,6 +21,13 @@ check-deploy: setup
 	$(SWIFT) build --product filefleet
 	scripts/check-deploy
 
+# The Dockerfile's runtime stage without a Docker engine (root): a debootstrap chroot holding its
+# packages runs this release build (static Swift stdlib) against a local stack (scripts/image-proof).
+image-proof: setup
+	.tools/venv/bin/hadolint Dockerfile
+	$(SWIFT) build -c release --product filefleet --static-swift-stdlib --build-path .build-image
+	scripts/image-proof --binary .build-image/release/filefleet
+
 # Imports a generated sample tree on the embedded stack and shows the result.
 demo: build
 	@scripts/demo
@@ -32,4 +39,4 @@ bench: setup
 	scripts/bench $(BENCH_ARGS)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-image
