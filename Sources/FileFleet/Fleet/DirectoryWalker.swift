@@ -81,10 +81,12 @@ public struct DirectoryWalker: Sendable {
         closedir(dir)
         let queue = DirectoryQueue(root: "")
         defer { queue.cancel() }  // a callback that throws ends the walk: the threads stop listing
+        // Threads of their own: the caller (often on a Dispatch worker itself) waits below, and
+        // Dispatch's global queue would run only as many blocks at once as there are cores.
         for _ in 0..<max(1, threads) {
-            DispatchQueue.global().async { [self] in
+            Thread { [self] in
                 while let relative = queue.next() { queue.finish(list(relative)) }
-            }
+            }.start()
         }
         while let listed = queue.nextListed() {
             listed.invalidNames.forEach(invalidName)
