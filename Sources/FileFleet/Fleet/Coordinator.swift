@@ -70,7 +70,7 @@ public struct Coordinator: Sendable {
             // Fenced by the token: a holder that lost the lease (cut off, frozen) must not mark
             // its successor's run as stopped.
             if let run = facts.run, let token = facts.leaseToken {
-                try? await pool.withConnection { c in
+                _ = try? await pool.withConnection { c in
                     try await RunStore(schema: settings.schema).recordStop(stop, run: run, lease: ("sync:\(sourceID)", token), on: c)
                 }
             }
