@@ -34,7 +34,7 @@ struct Sync: AsyncParsableCommand {
     var noWorkerTimeout: Double?
     @Option(help: "In-process workers: seconds a batch may take before it is rolled back (default: 120).")
     var batchTimeout: Double?
-    @Option(help: "A run with at most this many paths left is imported by sync itself, without Kafka (default: 500; 0: always through the workers).")
+    @Option(help: "A run with at most this many paths left is imported by sync itself, without Kafka; a larger one, while its in-process workers join their group (default: 500; 0: always through the workers).")
     var directMax: Int?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var httpOptions: HTTPOptions

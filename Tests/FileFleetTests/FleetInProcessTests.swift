@@ -132,14 +132,23 @@ import TestSupport
         #expect(!workers.isEmpty && workers.allSatisfy { $0.hasPrefix("sync:") }, "\(workers)")
         if !unreadable { #expect(try await documents(tree) == tree.expected) }
 
-        // One path more than the limit: the run goes to Kafka, which is not there; it must not
-        // complete (it would only if it had been imported directly).
+        // One path more than the limit, without in-process workers: the run is for Kafka, which
+        // is not there; it must not complete (it would only if it had been imported directly).
         for i in 0..<41 { try tree.write("d3/more-\(i).md", "more \(i)\n") }
-        options.noWorkerTimeout = .seconds(1)
-        let task = Task { [options, root = tree.root] in try await coordinator.sync(root, options: options) }
+        var external = options
+        external.workers = 0
+        external.noWorkerTimeout = .seconds(1)
+        let task = Task { [external, root = tree.root] in try await coordinator.sync(root, options: external) }
         try await Task.sleep(for: .seconds(3))
         task.cancel()
         let big = try await task.value
         #expect(big.status != .completed, "\(big.json())")
+
+        // The same run with in-process workers: they never get partitions (no broker), and while
+        // they are joining the coordinator imports the run itself, so it completes.
+        let joining = try await coordinator.sync(tree.root, options: options)
+        #expect(joining.imported == 41 && joining.status == (unreadable ? .completed_with_failures : .completed),
+                "\(joining.json())")
+        if !unreadable { #expect(try await documents(tree) == tree.expected) }
     }
 }

@@ -232,9 +232,17 @@ struct RunDriver: Sendable {
             try await importDirectly(run, banked: banked, resumed: summary.resumed)
         } else if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
-            try await workers.serving {
+            try await workers.serving { [resumed = summary.resumed] in
+                // In-process workers take seconds to join their group, and after a kill as long as
+                // the session timeout (the dead members must expire first): meanwhile the
+                // coordinator imports the run's first paths itself, as a direct import does. What
+                // it banks is not published. `--direct-max 0` sends every path through Kafka.
+                let done = options.directMax > 0 && workers.joining
+                    ? try await importDirectly(run, banked: banked, resumed: resumed, while: { workers.joining })
+                    : banked
+                guard done < run.planned else { return }
                 try await publishUntilDelivered(run)
-                try await waitForCompletion(run, resumed: banked)
+                try await waitForCompletion(run, resumed: done)
             }
         }
 
@@ -259,12 +267,15 @@ struct RunDriver: Sendable {
     /// Imports what remains of a small run in this process, as a worker would (the same reads,
     /// the same transaction per batch with its checkpoints), without Kafka. The remaining set is
     /// read fenced, as for publishing; the writes are a worker's, safe against a concurrent copy.
-    func importDirectly(_ run: RunRecord, banked: Int, resumed: Int) async throws {
+    /// With `while`, only as long as it holds (asked before each batch). Returns the paths done.
+    @discardableResult
+    func importDirectly(_ run: RunRecord, banked: Int, resumed: Int,
+                        while proceeding: @escaping @Sendable () -> Bool = { true }) async throws -> Int {
         let workerOptions = WorkerOptions.inProcess(options)
         let importer = BatchImporter(settings: settings, options: workerOptions, worker: "sync:\(System.hostName):\(getpid())",
                                      pool: pool, log: log, metrics: metrics)
         var done = banked, imported = 0
-        try await forEachRemainingPage(run, size: workerOptions.batchSize) { paths in
+        try await forEachRemainingPage(run, size: workerOptions.batchSize, while: proceeding) { paths in
             let batchStart = ContinuousClock.now
             let result = try await importer.importDirectly(paths, run: run.id)
             metrics.recordBatch(result.counts, refused: 0, duration: .now - batchStart)
@@ -273,17 +284,21 @@ struct RunDriver: Sendable {
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
         }
         log.event("imported_directly", ["run": String(run.id), "paths": String(imported)])
+        return done
     }
 
     /// Calls `body` with each page of the paths of `run` that have no checkpoint, `size` planned
     /// paths a page. Each page is read in a fenced transaction of its own: a superseded holder
-    /// reads nothing more, and no transaction stays open while `body` works.
+    /// reads nothing more, and no transaction stays open while `body` works. Stops early once
+    /// `proceeding` (asked before each page) is false.
     /// Returns the time spent reading.
     @discardableResult
-    func forEachRemainingPage(_ run: RunRecord, size: Int, _ body: ([String]) async throws -> Void) async throws -> Duration {
+    func forEachRemainingPage(_ run: RunRecord, size: Int, while proceeding: () -> Bool = { true },
+                              _ body: ([String]) async throws -> Void) async throws -> Duration {
         var after: String?
         var reading = Duration.zero
         repeat {
+            guard proceeding() else { break }
             if lease.isLost { throw LeaseLost(name: lease.name, token: lease.token) }
             try Task.checkCancellation()
             let started = ContinuousClock.now

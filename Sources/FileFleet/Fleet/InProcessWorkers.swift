@@ -63,5 +63,8 @@ final class InProcessWorkers: Sendable {
         _ = try? await task.value
     }
 
+    /// Whether there are workers and none has partitions yet: they are joining their group.
+    var joining: Bool { !workers.isEmpty && !workers.contains { $0.hasPartitions } }
+
     private func requestStop() { workers.forEach { $0.requestStop() } }
 }

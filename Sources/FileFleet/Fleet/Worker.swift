@@ -20,6 +20,8 @@ public final class Worker: Sendable {
         var counts = OutcomeCounts()
         var refused = 0
         var ready = false
+        /// Partitions of its topic assigned to it now.
+        var partitions = 0
     }
 
     public init(settings: FleetSettings, options: WorkerOptions, log: Log = Log(component: "worker"),
@@ -41,6 +43,8 @@ public final class Worker: Sendable {
     /// Messages refused: undecodable, forged, or for an unknown run.
     public var refused: Int { state.withLock { $0.refused } }
     public var isReady: Bool { state.withLock { $0.ready } }
+    /// Whether the group has given it partitions (and not taken them back).
+    public var hasPartitions: Bool { state.withLock { $0.partitions > 0 } }
 
     /// Runs until `requestStop`, then drains. Throws `DrainTimeout` when the batch in flight
     /// could not finish within `options.drainTimeout` (it was rolled back; its paths come again).
@@ -312,10 +316,13 @@ public final class Worker: Sendable {
         for await event in events {
             switch event {
             case .assigned(let partitions):
+                state.withLock { $0.partitions = partitions.count }
                 log.event("assigned", ["partitions": Self.partitionList(partitions)])
             case .revoked(let partitions):
+                state.withLock { $0.partitions = 0 }
                 log.event("revoked", ["partitions": Self.partitionList(partitions)])
             case .lost(let partitions):
+                state.withLock { $0.partitions = 0 }
                 log.event("lost", ["partitions": Self.partitionList(partitions)])
             case .error(let error):
                 log.event("kafka_error", ["error": "\(error)"])
