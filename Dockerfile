@@ -20,7 +20,7 @@ RUN apt-get update \
 WORKDIR /src
 # librdkafka first: it changes far less often than the sources.
 COPY scripts/build-librdkafka scripts/
-COPY scripts/patches/ scripts/patches/
+COPY patches/ patches/
 RUN scripts/build-librdkafka /usr/local
 COPY Package.* ./
 RUN if [ -f Package.resolved ]; then swift package resolve --force-resolved-versions; else swift package resolve; fi
