@@ -264,10 +264,11 @@ struct RunDriver: Sendable {
         return summary
     }
 
-    /// Imports what remains of a small run in this process, as a worker would (the same reads,
-    /// the same transaction per batch with its checkpoints), without Kafka. The remaining set is
-    /// read fenced, as for publishing; the writes are a worker's, safe against a concurrent copy.
-    /// With `while`, only as long as it holds (asked before each batch). Returns the paths done.
+    /// Imports what remains of a run in this process, as a worker would (the same reads, the same
+    /// transaction per batch with its checkpoints), without Kafka: all of a small run, or, with
+    /// `while`, as long as that holds (asked before each batch). The remaining set is read fenced,
+    /// as for publishing; the writes are a worker's, safe against a concurrent copy. Returns the
+    /// paths done, banked ones included.
     @discardableResult
     func importDirectly(_ run: RunRecord, banked: Int, resumed: Int,
                         while proceeding: @escaping @Sendable () -> Bool = { true }) async throws -> Int {
