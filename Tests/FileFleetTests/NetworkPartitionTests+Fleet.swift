@@ -21,15 +21,9 @@ extension NetworkPartitionTests {
     /// written nothing since the cut (the audit, by node address).
     @Test(.enabled(if: NetworkLab.isAvailable), .timeLimit(.minutes(3)))
     func aCutLeaseHolderIsTakenOverAndExits4WithoutWritingWhenItsLinkReturns() async throws {
-        let lab = try NetworkLab(nodes: 3)
-        defer { lab.remove() }
-        let broker = try await TansuBroker.start(lab: lab)
-        let tree = try FleetTree.make(files: 3000)
-        defer { tree.remove() }
-        let fleet = try await Fleet(brokers: broker.brokers, lab: lab)
-        let (holderNode, contenderNode) = (lab.nodes[0], lab.nodes[1])
-        let lease = "sync:" + tree.sourceID
-        do {
+        try await Self.onLab(nodes: 3) { lab, tree, fleet in
+            let (holderNode, contenderNode) = (lab.nodes[0], lab.nodes[1])
+            let lease = "sync:" + tree.sourceID
             try await BrokerRestartTests.slowBatches(fleet, seconds: 0.2)
             try await WriteAudit.install(fleet)
             let workers = try [lab.nodes[1], lab.nodes[2]].enumerated().map {
@@ -134,11 +128,7 @@ extension NetworkPartitionTests {
                   + "\(holderStatus.map(String.init) ?? "-") (\(object?["reason"] as? String ?? "-")) \(Self.format(exitedAfter)) s later; "
                   + "its writes since the cut: \(afterCut.count), before it: \(beforeCut)")
             #expect(await terminateWorkers(workers) == [0, 0], "\(workers.map(\.transcript).joined(separator: "\n"))")
-        } catch {
-            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
         }
-        await fleet.shutdown()
-        try await broker.stop()
     }
 
     /// (b) A worker's node is cut off mid-batch for longer than the session timeout. The group
@@ -148,14 +138,8 @@ extension NetworkPartitionTests {
     /// once, by whichever transaction is first, and the other skips what it finds checkpointed.
     @Test(.enabled(if: NetworkLab.isAvailable), .timeLimit(.minutes(3)))
     func aWorkerCutPastItsSessionTimeoutLosesItsPartitionsAndRejoinsWithoutAStaleWrite() async throws {
-        let lab = try NetworkLab(nodes: 3)
-        defer { lab.remove() }
-        let broker = try await TansuBroker.start(lab: lab)
-        let tree = try FleetTree.make(files: 3000)
-        defer { tree.remove() }
-        let fleet = try await Fleet(brokers: broker.brokers, lab: lab)
-        let (coordinatorNode, survivorNode, cutNode) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
-        do {
+        try await Self.onLab(nodes: 3) { lab, tree, fleet in
+            let (coordinatorNode, survivorNode, cutNode) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
             try await BrokerRestartTests.slowBatches(fleet, seconds: 0.2)
             try await WriteAudit.install(fleet)
             let survivor = try fleet.start("worker2", Self.workerArguments, node: survivorNode)
@@ -223,11 +207,7 @@ extension NetworkPartitionTests {
                   + "after the cut; documents written twice: \(repeated.count); document rows written (statistics, "
                   + "rolled-back inserts included): \(writes) for 3000 files")
             #expect(await terminateWorkers([survivor, cut]) == [0, 0], "\(survivor.transcript)\n\(cut.transcript)")
-        } catch {
-            Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
         }
-        await fleet.shutdown()
-        try await broker.stop()
     }
 
     // MARK: -

@@ -13,14 +13,8 @@ import TestSupport
     /// gets the cut worker's partitions and their uncommitted paths, finishes the run.
     @Test(.enabled(if: NetworkLab.isAvailable), .timeLimit(.minutes(5)))
     func aWorkerCutOffMidBatchDoesNotBlockTheSurvivor() async throws {
-        let lab = try NetworkLab(nodes: 2)
-        defer { lab.remove() }
-        let broker = try await TansuBroker.start(lab: lab)
-        let tree = try FleetTree.make(files: 3000)
-        defer { tree.remove() }
-        let fleet = try await Fleet(brokers: broker.brokers, lab: lab)
-        let (cutNode, otherNode) = (lab.nodes[0], lab.nodes[1])
-        do {
+        try await Self.onLab(nodes: 2) { lab, tree, fleet in
+            let (cutNode, otherNode) = (lab.nodes[0], lab.nodes[1])
             // Each batch holds its transaction open 0.3 s longer, so that a cut lands inside one.
             try await BrokerRestartTests.slowBatches(fleet, seconds: 0.3)
             let arguments = ["worker", "--batch-size", "25", "--concurrency", "1", "--batch-timeout", "20"]
@@ -57,6 +51,22 @@ import TestSupport
                   + "its sessions gone \(String(format: "%.1f", releasedAfter)) s later; run completed "
                   + "\(String(format: "%.1f", finishedAfter)) s after the cut; \(writes - 3000) document writes beyond one per file")
             try lab.restore(cutNode)
+        }
+    }
+
+    /// The server's sessions from `node`: all, and those inside a transaction.
+    /// A lab of `nodes` nodes with the broker on its bridge, a tree of `files` files and a fleet
+    /// for them: `body`'s error is recorded with every process's transcript, and all is stopped after.
+    static func onLab(nodes: Int, files: Int = 3000,
+                      _ body: (NetworkLab, FleetTree, Fleet) async throws -> Void) async throws {
+        let lab = try NetworkLab(nodes: nodes)
+        defer { lab.remove() }
+        let broker = try await TansuBroker.start(lab: lab)
+        let tree = try FleetTree.make(files: files)
+        defer { tree.remove() }
+        let fleet = try await Fleet(brokers: broker.brokers, lab: lab)
+        do {
+            try await body(lab, tree, fleet)
         } catch {
             Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")
         }
@@ -64,7 +74,6 @@ import TestSupport
         try await broker.stop()
     }
 
-    /// The server's sessions from `node`: all, and those inside a transaction.
     static func sessions(_ fleet: Fleet, from node: NetworkLab.Node) async throws -> (all: Int, inTransaction: Int) {
         try await PostgresConnection.withConnection(fleet.postgres.url) { c in
             let row = try await c.query("""
