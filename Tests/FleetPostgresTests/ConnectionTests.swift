@@ -220,13 +220,15 @@ struct Payload: Codable, Equatable { var name: String; var tags: [String] }
     try await conn.execute("CREATE TABLE \(unescaped: table) (id int PRIMARY KEY)")
     defer { Task { try? await conn.execute("DROP TABLE IF EXISTS \(unescaped: table)") } }
     try await conn.execute("INSERT INTO \(unescaped: table) VALUES (1)")
-    try await holder.execute("BEGIN")
-    try await holder.execute("UPDATE \(unescaped: table) SET id = 1 WHERE id = 1")
-    let waited = ContinuousClock.now
     try await conn.execute("SET lock_timeout = '20s'")
+    try await holder.execute("BEGIN")
+    // The server's idle clock starts after it has run the holder's UPDATE, so after `sent`: the
+    // waiting UPDATE cannot finish less than 1 s after `sent`, however late this task is scheduled.
+    let sent = ContinuousClock.now
+    try await holder.execute("UPDATE \(unescaped: table) SET id = 1 WHERE id = 1")
     try await conn.execute("UPDATE \(unescaped: table) SET id = 1 WHERE id = 1")  // waits for the holder to be dropped
-    #expect(ContinuousClock.now - waited >= .milliseconds(500))
-    #expect(ContinuousClock.now - waited < .seconds(15))
+    #expect(ContinuousClock.now - sent >= .seconds(1))
+    #expect(ContinuousClock.now - sent < .seconds(15))
     await #expect(throws: PostgresError.self) { try await holder.query("SELECT 1") }
 }
 
