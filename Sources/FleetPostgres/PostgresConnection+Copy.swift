@@ -85,17 +85,21 @@ public final class PostgresCopyWriter: Sendable {
 
     /// One row in COPY's text format; nil values become NULL.
     nonisolated(nonsending) public func writeRow(_ values: [any PostgresEncodable]) async throws {
-        try await append { buffer in
-            for (i, value) in values.enumerated() {
-                if i > 0 { buffer.append(0x09) }
-                if let text = value.postgresText {
-                    Self.escape(text, into: &buffer)
-                } else {
-                    buffer.append(contentsOf: [0x5C, 0x4E])  // \N
-                }
+        try await append { Self.encodeRow(values, into: &$0) }
+    }
+
+    /// Appends one row in COPY's text format to `buffer`, for data formatted away from the
+    /// connection (on the thread that produces it) and sent with `write(_:)`.
+    public static func encodeRow(_ values: [any PostgresEncodable], into buffer: inout [UInt8]) {
+        for (i, value) in values.enumerated() {
+            if i > 0 { buffer.append(0x09) }
+            if let text = value.postgresText {
+                escape(text, into: &buffer)
+            } else {
+                buffer.append(contentsOf: [0x5C, 0x4E])  // \N
             }
-            buffer.append(0x0A)
         }
+        buffer.append(0x0A)
     }
 
     nonisolated(nonsending) public func writeRow(_ values: any PostgresEncodable...) async throws {

@@ -43,11 +43,13 @@ import Testing
             _ = try await store.registerSource(id: "victim", root: victim.root, mode: "directory", on: c)
             let plan = try await DirectoryPlanner(schema: fleet.schema).plan(sourceID: "fuzz", root: tree.root,
                                                                            filter: PathFilter(), on: c)
-            let run = try await store.createRun(sourceID: "fuzz", mode: "directory", pin: nil, token: 0, plan: plan.paths,
+            let run = try await store.createRun(sourceID: "fuzz", staged: plan, token: 0,
                                                 maxFileBytes: 1 << 20, maxAttempts: 1, on: c)
             let victimRun = try await store.createRun(sourceID: "victim", mode: "directory", pin: nil, token: 0,
                                                       plan: ["victim.md"], maxFileBytes: 1 << 20, maxAttempts: 1, on: c)
-            return (run, victimRun, Set(plan.paths))
+            let planned = try await c.query("SELECT path FROM \(unescaped: fleet.schema.plannedPaths) WHERE run_id = \(run.id)")
+                .map { try $0.decode(String.self, 0) }
+            return (run, victimRun, Set(planned))
         }
         #expect(planned == Set(files + ["leak.md"]))
 

@@ -187,23 +187,19 @@ struct RunDriver: Sendable {
             run = try await planGitRun(sourceID: sourceID, root: root, full: discarded, workers: workers)
         } else {
             let planner = DirectoryPlanner(schema: settings.schema)
-            let listing = ContinuousClock.now
-            let plan = try await db { c in
+            // Planned and stored on one connection: the plan is staged in a table of its session.
+            let (created, plan, listing, storing) = try await db { c in
+                let listing = ContinuousClock.now
                 // Workers start as soon as the run is sure to need them: their group join overlaps the planning.
-                try await planner.plan(sourceID: sourceID, root: root,
-                                       filter: PathFilter(includes: options.includes, excludes: options.excludes),
-                                       largeAbove: options.directMax, large: workers.start, on: c)
-            }
-            try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
-            for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
-            for key in plan.longPaths { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
-            let storing = ContinuousClock.now
-            run = try await db { c in
-                try await lease.fenced(on: c) { c in
+                let plan = try await planner.plan(sourceID: sourceID, root: root,
+                                                  filter: PathFilter(includes: options.includes, excludes: options.excludes),
+                                                  largeAbove: options.directMax, large: workers.start, on: c)
+                try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
+                let storing = ContinuousClock.now
+                let run = try await lease.fenced(on: c) { c in
                     try await store.adoptMode(mode, sourceID: sourceID, on: c)
-                    try await planner.touch(plan.touched, sourceID: sourceID, on: c)
-                    let run = try await store.createRun(sourceID: sourceID, mode: mode, pin: nil, token: lease.token,
-                                                        plan: plan.paths + plan.invalidNames + plan.longPaths,
+                    try await planner.touch(plan, sourceID: sourceID, on: c)
+                    let run = try await store.createRun(sourceID: sourceID, staged: plan, token: lease.token,
                                                         maxFileBytes: options.maxFileBytes,
                                                         maxAttempts: options.maxAttempts, on: c)
                     try await Quarantine(schema: settings.schema)
@@ -212,7 +208,12 @@ struct RunDriver: Sendable {
                         .recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
                     return run
                 }
+                try await planner.discard(on: c)
+                return (run, plan, listing, storing)
             }
+            run = created
+            for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
+            for key in plan.longPaths { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
             log.event("planned", ["run": String(run.id), "source": sourceID, "listed": String(plan.listed),
                                   "planned": String(run.planned), "plan_seconds": Self.seconds(storing - listing),
                                   "store_seconds": Self.seconds(.now - storing)])

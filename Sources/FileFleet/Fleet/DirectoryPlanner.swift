@@ -4,11 +4,18 @@ import Foundation
 /// What a directory-mode run must do (SPEC §6.3): files that are new or changed, stored documents
 /// whose file is gone, and paths that failed before. Size and mtime are the fast path; when they
 /// differ the file is hashed, and an equal hash only refreshes the stored mtime.
+///
+/// The plan itself is not in memory: it is staged on the planning connection, in a temporary
+/// table (`table`), which `RunStore.createRun(stagedIn:…)` stores as the run's plan and
+/// `DirectoryPlanner.touch` reads for the mtimes to refresh. These are what it counted.
 public struct DirectoryPlan: Sendable {
-    public var paths: [String] = []
-    /// Unchanged content whose stored mtime must be refreshed: (path, mtime µs).
-    public var touched: [(String, Int64)] = []
+    /// The session's table of the plan: `path`, `action` (`new`, `changed`, `gone`, `failed`,
+    /// `quarantined`: planned; `touch`: unchanged content, mtime to refresh), and the file's
+    /// `size` and `mtime` (µs) where it is on disk.
+    public static let table = "pg_temp.filefleet_plan"
     public var listed = 0
+    /// Paths to plan (every action but `touch`), and unchanged files whose mtime is refreshed.
+    public var planned = 0, touched = 0
     /// Stored documents of the source, and how many of them the listing no longer has.
     public var stored = 0, deletions = 0
     /// Names that are not valid UTF-8, escaped (`InvalidName`): quarantined by the coordinator.
@@ -24,135 +31,174 @@ public struct DirectoryPlanner: Sendable {
         self.schema = schema
     }
 
-    /// Plans a run. `large` is called once, from the walk, as soon as the run is sure to hold more
-    /// than `largeAbove` paths: the caller starts what a large run needs while the walk goes on.
+    /// Plans a run, staged on `c` (`DirectoryPlan.table`): store it on the same connection.
+    /// `large` is called once, from the walk, as soon as the run is sure to hold more than
+    /// `largeAbove` paths: the caller starts what a large run needs while the walk goes on.
     ///
-    /// Memory grows with the listing only: the stored documents stream past it through a cursor,
-    /// a page at a time, and are never all held (a million stored paths are not a million-entry map).
+    /// Memory does not grow with the tree: the walk streams into a temporary table through COPY
+    /// (at most a few chunks of 20,000 files in flight), and the server compares it with the stored
+    /// documents in one pass (a hash full join). Only the files whose size matches but whose mtime
+    /// does not come back, a page at a time, to be hashed here.
     public func plan(sourceID: String, root: String, filter: PathFilter, largeAbove: Int = .max,
                      large: @escaping @Sendable () -> Void = {}, on c: PostgresConnection) async throws -> DirectoryPlan {
-        let storedCount = try await c.query("""
+        var plan = DirectoryPlan()
+        plan.stored = try await c.query("""
             SELECT count(*) FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
             """)[0].decode(Int.self, 0)
-        // Invalid names and long paths are found again by the walk; they are not paths a worker could read.
-        let failed = try await c.query("""
-            SELECT path FROM \(unescaped: schema.failures)
-             WHERE source_id = \(sourceID) AND reason <> ALL(\([InvalidName.reason, LongPath.reason])::text[])
-            """).map { try $0.decode(String.self, 0) }
+        try await c.execute("DROP TABLE IF EXISTS pg_temp.filefleet_listing, \(unescaped: DirectoryPlan.table), pg_temp.filefleet_verdict")
+        try await c.execute("CREATE TEMPORARY TABLE filefleet_listing (path text NOT NULL, size bigint NOT NULL, mtime bigint NOT NULL)")
+        let walked = try await copyWalk(root: root, filter: filter, storedCount: plan.stored, largeAbove: largeAbove,
+                                        large: large, on: c)
+        (plan.listed, plan.invalidNames, plan.longPaths) = (walked.listed, walked.invalidNames, walked.longPaths)
+        try await c.execute("ANALYZE pg_temp.filefleet_listing")
 
-        var (listing, plan) = try await runBlocking { () throws -> (Listing, DirectoryPlan) in
-            var listing = Listing(capacity: storedCount)
-            var plan = DirectoryPlan()
-            var announced = false
-            try DirectoryWalker(root: root, filter: filter).walk(file: { file in
-                listing.append(file)
-                // More files than stored documents: at least that many are new.
-                if !announced && listing.files.count - storedCount > largeAbove { announced = true; large() }
-            }, invalidName: { plan.invalidNames.append($0) }, tooLong: { plan.longPaths.append(LongPath.key($0)) })
-            plan.listed = listing.files.count
-            listing.indexFiles()
-            return (listing, plan)
-        }
+        // One pass over both sides. Same size and mtime: unchanged, not in the plan at all.
+        try await c.execute("""
+            CREATE TEMPORARY TABLE filefleet_plan AS
+            SELECT coalesce(l.path, d.path) AS path,
+                   CASE WHEN d.path IS NULL THEN 'new' WHEN l.path IS NULL THEN 'gone'
+                        WHEN l.size <> d.size THEN 'changed' ELSE 'check' END AS action,
+                   l.size, l.mtime, d.sha256
+              FROM pg_temp.filefleet_listing l
+              FULL JOIN (SELECT path, size, sha256, (extract(epoch FROM mtime) * 1000000)::bigint AS mtime
+                           FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)) d ON d.path = l.path
+             WHERE l.path IS NULL OR d.path IS NULL OR l.size <> d.size OR l.mtime <> d.mtime
+            """)
+        try await c.execute("DROP TABLE pg_temp.filefleet_listing")
+        try await resolveChecks(root: root, on: c)
 
-        // The stored side, a page at a time: each stored path is found in the listing (and marked),
-        // or it is gone. Same size and mtime: unchanged; same size only: hashed, as a worker reads it.
-        var gone: [String] = []
-        try await c.withTransaction { c in
-            try await c.execute("""
-                DECLARE stored NO SCROLL CURSOR FOR
-                SELECT path, size, (extract(epoch FROM mtime) * 1000000)::bigint, sha256
-                  FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
-                """)
-            while true {
-                let rows = try await c.query("FETCH 20000 FROM stored")
-                if rows.isEmpty { break }
-                var toHash: [(index: Int, sha256: String)] = []
-                for row in rows {
-                    let path = try row.decode(String.self, 0)
-                    plan.stored += 1
-                    guard let i = listing.index[ExactPath(path)] else { gone.append(path); continue }
-                    let (size, mtime) = (try row.decode(Int64.self, 1), try row.decode(Int64.self, 2))
-                    let file = listing.files[i]
-                    if size == file.size && mtime == file.mtimeMicros {
-                        listing.state[i] = .unchanged
-                    } else if size == file.size {
-                        toHash.append((i, try row.decode(String.self, 3)))
-                    } else {
-                        listing.state[i] = .changed
-                    }
-                }
-                guard !toHash.isEmpty else { continue }
-                let candidates = toHash.map { (listing.files[$0.index], $0.sha256) }
-                let same = try await runBlocking { () -> [Bool] in
-                    // Read as a worker would, so that a link now pointing outside the root is not hashed.
-                    candidates.map { file, sha256 in
-                        guard let read = try? FileReader.read(root: root, relativePath: file.path, maxBytes: Int(clamping: file.size))
-                        else { return false }
-                        return SHA256.hex(read.bytes) == sha256
-                    }
-                }
-                for ((i, _), same) in zip(toHash, same) {
-                    listing.state[i] = same ? .unchanged : .changed
-                    if same { plan.touched.append((listing.files[i].path, listing.files[i].mtimeMicros)) }
-                }
+        // Paths that failed before and are planned for nothing else, then the names the walk
+        // quarantines, unless an escaped spelling equals a real path (a name with a literal `\x..`).
+        let quarantinable = [InvalidName.reason, LongPath.reason]
+        try await c.execute("""
+            INSERT INTO \(unescaped: DirectoryPlan.table) (path, action)
+            SELECT f.path, 'failed' FROM \(unescaped: schema.failures) f
+             WHERE f.source_id = \(sourceID) AND f.reason <> ALL(\(quarantinable)::text[])
+               AND NOT EXISTS (SELECT 1 FROM \(unescaped: DirectoryPlan.table) p WHERE p.path = f.path AND p.action <> 'touch')
+            """)
+        plan.invalidNames = try await addQuarantined(plan.invalidNames, on: c)
+        plan.longPaths = try await addQuarantined(plan.longPaths, on: c)
+        try await c.execute("ANALYZE \(unescaped: DirectoryPlan.table)")
+        for row in try await c.query("SELECT action, count(*) FROM \(unescaped: DirectoryPlan.table) GROUP BY action") {
+            let n = try row.decode(Int.self, 1)
+            switch try row.decode(String.self, 0) {
+            case "touch": plan.touched = n
+            case "gone": plan.deletions = n; plan.planned += n
+            default: plan.planned += n
             }
-            try await c.execute("CLOSE stored")
         }
-
-        // New and changed files in the order of the walk, then the files that are gone, then the
-        // paths that failed before and are neither. The listing's index says what is planned: no
-        // second set of every planned path (40 MB and 0.3 s at a million).
-        for (file, state) in zip(listing.files, listing.state) where state != .unchanged { plan.paths.append(file.path) }
-        plan.deletions = gone.count
-        plan.paths += gone
-        let goneSet = Set(gone.map(ExactPath.init))
-        var extra = Set<ExactPath>()
-        func isPlanned(_ path: String) -> Bool {
-            let key = ExactPath(path)
-            if let i = listing.index[key] { return listing.state[i] != .unchanged }
-            return goneSet.contains(key) || extra.contains(key)
-        }
-        for path in failed where !isPlanned(path) {
-            plan.paths.append(path)
-            extra.insert(ExactPath(path))
-        }
-        // An escaped spelling that equals a real path (a name with a literal `\x..`) would be planned twice.
-        plan.invalidNames = plan.invalidNames.filter { !isPlanned($0) }
-        plan.longPaths = plan.longPaths.filter { !isPlanned($0) }
         return plan
     }
 
-    /// The files of a walk in its order, found by path, each with what the stored side said of it.
-    private struct Listing: Sendable {
-        enum State: UInt8 { case new, changed, unchanged }
-        var files: [ListedFile] = []
-        var index: [ExactPath: Int] = [:]
-        var state: [State] = []
+    /// Refreshes the mtime of documents whose content did not change, from the staged plan.
+    /// Call inside a fenced transaction, on the planning connection.
+    public func touch(_ plan: DirectoryPlan, sourceID: String, on c: PostgresConnection) async throws {
+        guard plan.touched > 0 else { return }
+        try await c.execute("""
+            UPDATE \(unescaped: schema.documents) d
+               SET mtime = to_timestamp(0) + p.mtime * interval '1 microsecond'
+              FROM \(unescaped: DirectoryPlan.table) p
+             WHERE p.action = 'touch' AND d.source_id = \(sourceID) AND d.path = p.path
+            """)
+    }
 
-        init(capacity: Int = 0) {
-            files.reserveCapacity(capacity)
+    /// Drops the staged plan (it is the session's: a pooled connection outlives the run).
+    public func discard(on c: PostgresConnection) async throws {
+        try await c.execute("DROP TABLE IF EXISTS \(unescaped: DirectoryPlan.table)")
+    }
+
+    /// Walks `root` on threads of its own and copies each file into `filefleet_listing` as found.
+    private func copyWalk(root: String, filter: PathFilter, storedCount: Int, largeAbove: Int,
+                          large: @escaping @Sendable () -> Void, on c: PostgresConnection)
+        async throws -> (listed: Int, invalidNames: [String], longPaths: [String]) {
+        let handoff = ChunkHandoff<[UInt8]>(ahead: 4)
+        let walk = Task {
+            try await runBlocking { () throws -> (Int, [String], [String]) in
+                defer { handoff.finish() }
+                var (listed, invalidNames, longPaths) = (0, [String](), [String]())
+                var chunk: [UInt8] = [], inChunk = 0
+                var announced = false
+                try DirectoryWalker(root: root, filter: filter).walk(file: { file in
+                    PostgresCopyWriter.encodeRow([file.path, file.size, file.mtimeMicros], into: &chunk)
+                    listed += 1
+                    inChunk += 1
+                    // More files than stored documents: at least that many are new.
+                    if !announced && listed - storedCount > largeAbove { announced = true; large() }
+                    if inChunk == 20_000 {
+                        try handoff.put(chunk)
+                        (chunk, inChunk) = ([], 0)
+                    }
+                }, invalidName: { invalidNames.append($0) }, tooLong: { longPaths.append(LongPath.key($0)) })
+                if !chunk.isEmpty { try handoff.put(chunk) }
+                return (listed, invalidNames, longPaths)
+            }
         }
-
-        mutating func append(_ file: ListedFile) {
-            files.append(file)
+        do {
+            try await c.copyFrom("COPY pg_temp.filefleet_listing (path, size, mtime) FROM STDIN") { writer in
+                for await chunk in handoff.chunks {
+                    try await writer.write(chunk)
+                    handoff.took()
+                }
+                // The walk's own error (an unreadable root) wins over the rows it sent.
+                _ = try await walk.value
+            }
+        } catch {
+            handoff.cancel()
+            _ = try? await walk.value
+            throw error
         }
+        return try await walk.value
+    }
 
-        /// After the walk: every file findable by its path, sized once.
-        mutating func indexFiles() {
-            index = Dictionary(minimumCapacity: files.count)
-            for (i, file) in files.enumerated() { index[ExactPath(file.path)] = i }
-            state = Array(repeating: .new, count: files.count)
+    /// Files of the same size and another mtime: hashed as a worker reads them (so that a link now
+    /// pointing outside the root is not hashed), a page at a time. An equal hash makes the row a
+    /// `touch`, anything else `changed`.
+    private func resolveChecks(root: String, on c: PostgresConnection) async throws {
+        try await c.withTransaction { c in
+            try await c.execute("CREATE TEMPORARY TABLE filefleet_verdict (path text NOT NULL, same boolean NOT NULL)")
+            try await c.execute("""
+                DECLARE checks NO SCROLL CURSOR FOR
+                SELECT path, size, sha256 FROM \(unescaped: DirectoryPlan.table) WHERE action = 'check'
+                """)
+            var any = false
+            while true {
+                let rows = try await c.query("FETCH 5000 FROM checks")
+                if rows.isEmpty { break }
+                any = true
+                let candidates = try rows.map {
+                    (path: try $0.decode(String.self, 0), size: try $0.decode(Int.self, 1), sha256: try $0.decode(String.self, 2))
+                }
+                let verdicts = try await runBlocking { () -> [UInt8] in
+                    var chunk: [UInt8] = []
+                    for (path, size, sha256) in candidates {
+                        let same = (try? FileReader.read(root: root, relativePath: path, maxBytes: size))
+                            .map { SHA256.hex($0.bytes) == sha256 } ?? false
+                        PostgresCopyWriter.encodeRow([path, same], into: &chunk)
+                    }
+                    return chunk
+                }
+                try await c.copyFrom("COPY pg_temp.filefleet_verdict (path, same) FROM STDIN") { try await $0.write(verdicts) }
+            }
+            try await c.execute("CLOSE checks")
+            if any {
+                try await c.execute("ANALYZE pg_temp.filefleet_verdict")
+                try await c.execute("""
+                    UPDATE \(unescaped: DirectoryPlan.table) p SET action = CASE WHEN v.same THEN 'touch' ELSE 'changed' END
+                      FROM pg_temp.filefleet_verdict v WHERE p.path = v.path AND p.action = 'check'
+                    """)
+            }
+            try await c.execute("DROP TABLE pg_temp.filefleet_verdict")
         }
     }
 
-    /// Refreshes the mtime of documents whose content did not change. Call inside a fenced transaction.
-    public func touch(_ touched: [(String, Int64)], sourceID: String, on c: PostgresConnection) async throws {
-        guard !touched.isEmpty else { return }
-        try await c.execute("""
-            UPDATE \(unescaped: schema.documents) d
-               SET mtime = to_timestamp(0) + t.micros::bigint * interval '1 microsecond'
-              FROM unnest(\(touched.map(\.0))::text[], \(touched.map { String($0.1) })::text[]) AS t(path, micros)
-             WHERE d.source_id = \(sourceID) AND d.path = t.path
-            """)
+    /// Adds quarantined names to the plan unless already planned; returns those it added.
+    private func addQuarantined(_ names: [String], on c: PostgresConnection) async throws -> [String] {
+        guard !names.isEmpty else { return [] }
+        return try await c.query("""
+            INSERT INTO \(unescaped: DirectoryPlan.table) (path, action)
+            SELECT n, 'quarantined' FROM unnest(\(names)::text[]) AS t(n)
+             WHERE NOT EXISTS (SELECT 1 FROM \(unescaped: DirectoryPlan.table) p WHERE p.path = t.n AND p.action <> 'touch')
+            RETURNING path
+            """).map { try $0.decode(String.self, 0) }
     }
 }

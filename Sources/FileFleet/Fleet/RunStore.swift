@@ -62,16 +62,38 @@ public struct RunStore: Sendable {
     /// Stores a new run and its plan. Call inside the lease's fenced transaction.
     public func createRun(sourceID: String, mode: String, pin: String?, token: Int64, plan: [String],
                           maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
-        let row = try await c.query("""
-            INSERT INTO \(unescaped: schema.runs) (source_id, mode, pin, lease_token, planned, max_file_bytes, max_attempts)
-            VALUES (\(sourceID), \(mode), \(pin), \(token), \(plan.count), \(maxFileBytes), \(maxAttempts))
-            RETURNING id, source_id, mode, pin, state, planned
-            """)[0]
-        let run = try Self.run(row)
+        let run = try await insertRun(sourceID: sourceID, mode: mode, pin: pin, token: token, planned: plan.count,
+                                      maxFileBytes: maxFileBytes, maxAttempts: maxAttempts, on: c)
         try await c.copyFrom("COPY \(unescaped: schema.plannedPaths) (run_id, path) FROM STDIN") { writer in
             for path in plan { try await writer.writeRow(run.id, path) }
         }
         return run
+    }
+
+    /// Stores a new directory run whose plan is staged on `c` (`DirectoryPlanner.plan`): every
+    /// staged path but the touched ones, copied by the server. Call inside the lease's fenced
+    /// transaction, on the connection that planned.
+    public func createRun(sourceID: String, staged plan: DirectoryPlan, token: Int64,
+                          maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
+        let run = try await insertRun(sourceID: sourceID, mode: "directory", pin: nil, token: token, planned: plan.planned,
+                                      maxFileBytes: maxFileBytes, maxAttempts: maxAttempts, on: c)
+        let stored = try await c.execute("""
+            INSERT INTO \(unescaped: schema.plannedPaths) (run_id, path)
+            SELECT \(run.id), path FROM \(unescaped: DirectoryPlan.table) WHERE action <> 'touch'
+            """)
+        guard stored == plan.planned else {
+            throw UsageError("internal error: the staged plan holds \(stored) paths, the planner counted \(plan.planned)")
+        }
+        return run
+    }
+
+    private func insertRun(sourceID: String, mode: String, pin: String?, token: Int64, planned: Int,
+                           maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
+        try Self.run(try await c.query("""
+            INSERT INTO \(unescaped: schema.runs) (source_id, mode, pin, lease_token, planned, max_file_bytes, max_attempts)
+            VALUES (\(sourceID), \(mode), \(pin), \(token), \(planned), \(maxFileBytes), \(maxAttempts))
+            RETURNING id, source_id, mode, pin, state, planned
+            """)[0])
     }
 
     /// One page of the planned paths of `run` that have no checkpoint: the first `limit` planned
