@@ -74,10 +74,12 @@ public struct KafkaConfiguration: Sendable {
             ("session.timeout.ms", String(Self.milliseconds(sessionTimeout))),
             ("heartbeat.interval.ms", String(Self.milliseconds(heartbeatInterval))),
             ("max.poll.interval.ms", String(Self.milliseconds(maxPollInterval))),
-            // What the consumer fetches ahead: 8 MB is tens of thousands of path messages, many
-            // batches of work. librdkafka's default (64 MB per consumer) grew a worker's memory
-            // with the size of the backlog (+128 MB for two workers at 1,000,000 paths).
+            // What the consumer fetches ahead: at most 8 MB, and 1,000 messages per partition
+            // (librdkafka's defaults, 64 MB and 100,000, grew a worker's memory with the backlog:
+            // +128 MB for two workers at 1,000,000 paths). A path message is about 100 bytes,
+            // and each queued one costs librdkafka several times that.
             ("queued.max.messages.kbytes", "8192"),
+            ("queued.min.messages", "1000"),
         ]
     }
 

@@ -36,13 +36,13 @@ import Testing
 
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2)
         try await fleet.schema.migrate(pool)
-        await pool.close()
+        defer { Task { await pool.close() } }
         let store = RunStore(schema: fleet.schema)
         let (run, victimRun, planned) = try await fleet.withConnection { c in
             _ = try await store.registerSource(id: "fuzz", root: tree.root, mode: "directory", on: c)
             _ = try await store.registerSource(id: "victim", root: victim.root, mode: "directory", on: c)
             let plan = try await DirectoryPlanner(schema: fleet.schema).plan(sourceID: "fuzz", root: tree.root,
-                                                                           filter: PathFilter(), on: c)
+                                                                           filter: PathFilter(), on: c, counting: pool)
             let run = try await store.createRun(sourceID: "fuzz", staged: plan, token: 0,
                                                 maxFileBytes: 1 << 20, maxAttempts: 1, on: c)
             let victimRun = try await store.createRun(sourceID: "victim", mode: "directory", pin: nil, token: 0,

@@ -193,7 +193,7 @@ struct RunDriver: Sendable {
                 // Workers start as soon as the run is sure to need them: their group join overlaps the planning.
                 let plan = try await planner.plan(sourceID: sourceID, root: root,
                                                   filter: PathFilter(includes: options.includes, excludes: options.excludes),
-                                                  largeAbove: options.directMax, large: workers.start, on: c)
+                                                  largeAbove: options.directMax, large: workers.start, on: c, counting: pool)
                 try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
                 let storing = ContinuousClock.now
                 let run = try await lease.fenced(on: c) { c in
@@ -216,6 +216,7 @@ struct RunDriver: Sendable {
             for key in plan.longPaths { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
             log.event("planned", ["run": String(run.id), "source": sourceID, "listed": String(plan.listed),
                                   "planned": String(run.planned), "plan_seconds": Self.seconds(storing - listing),
+                                  "walk_seconds": Self.seconds(plan.walking), "compare_seconds": Self.seconds(plan.comparing),
                                   "store_seconds": Self.seconds(.now - storing)])
         }
         // Recorded at once: a run that stops from here on still names its run in the summary.

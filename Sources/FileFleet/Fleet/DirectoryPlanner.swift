@@ -1,5 +1,6 @@
 public import FleetPostgres
 import Foundation
+import Synchronization
 
 /// What a directory-mode run must do (SPEC §6.3): files that are new or changed, stored documents
 /// whose file is gone, and paths that failed before. Size and mtime are the fast path; when they
@@ -11,7 +12,7 @@ import Foundation
 public struct DirectoryPlan: Sendable {
     /// The session's table of the plan: `path`, `action` (`new`, `changed`, `gone`, `failed`,
     /// `quarantined`: planned; `touch`: unchanged content, mtime to refresh), and the file's
-    /// `size` and `mtime` (µs) where it is on disk.
+    /// `size` and `mtime` where it is on disk.
     public static let table = "pg_temp.filefleet_plan"
     public var listed = 0
     /// Paths to plan (every action but `touch`), and unchanged files whose mtime is refreshed.
@@ -22,6 +23,8 @@ public struct DirectoryPlan: Sendable {
     public var invalidNames: [String] = []
     /// Stand-in keys of paths too long to store (`LongPath`): quarantined by the coordinator.
     public var longPaths: [String] = []
+    /// How long the walk (and its copy) took, and the comparison with the stored documents.
+    public var walking = Duration.zero, comparing = Duration.zero
 }
 
 public struct DirectoryPlanner: Sendable {
@@ -32,24 +35,42 @@ public struct DirectoryPlanner: Sendable {
     }
 
     /// Plans a run, staged on `c` (`DirectoryPlan.table`): store it on the same connection.
-    /// `large` is called once, from the walk, as soon as the run is sure to hold more than
-    /// `largeAbove` paths: the caller starts what a large run needs while the walk goes on.
+    /// `pool` counts the stored documents meanwhile, on a connection of its own. `large` is called
+    /// (it may be twice) as soon as the run is sure to hold more than `largeAbove` paths, from
+    /// the walk or after it: the caller starts what a large run needs while the planning goes on.
     ///
     /// Memory does not grow with the tree: the walk streams into a temporary table through COPY
     /// (at most a few chunks of 20,000 files in flight), and the server compares it with the stored
     /// documents in one pass (a hash full join). Only the files whose size matches but whose mtime
     /// does not come back, a page at a time, to be hashed here.
     public func plan(sourceID: String, root: String, filter: PathFilter, largeAbove: Int = .max,
-                     large: @escaping @Sendable () -> Void = {}, on c: PostgresConnection) async throws -> DirectoryPlan {
+                     large: @escaping @Sendable () -> Void = {}, on c: PostgresConnection,
+                     counting pool: PostgresPool) async throws -> DirectoryPlan {
         var plan = DirectoryPlan()
-        plan.stored = try await c.query("""
-            SELECT count(*) FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)
-            """)[0].decode(Int.self, 0)
+        let started = ContinuousClock.now
+        // The count reads the source's index (a quarter of a second at a million documents): it
+        // runs beside the walk, which needs it only to tell early that the run is large.
+        let stored = Mutex<Int?>(nil)
+        let counting = Task {
+            let n = try await pool.withConnection { c in
+                try await c.query("SELECT count(*) FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)")[0]
+                    .decode(Int.self, 0)
+            }
+            stored.withLock { $0 = n }
+            return n
+        }
+        defer { counting.cancel() }
         try await c.execute("DROP TABLE IF EXISTS pg_temp.filefleet_listing, \(unescaped: DirectoryPlan.table), pg_temp.filefleet_verdict")
-        try await c.execute("CREATE TEMPORARY TABLE filefleet_listing (path text NOT NULL, size bigint NOT NULL, mtime bigint NOT NULL)")
-        let walked = try await copyWalk(root: root, filter: filter, storedCount: plan.stored, largeAbove: largeAbove,
-                                        large: large, on: c)
+        try await c.execute("""
+            CREATE TEMPORARY TABLE filefleet_listing (path text NOT NULL, size bigint NOT NULL, micros bigint NOT NULL)
+            """)
+        let walked = try await copyWalk(root: root, filter: filter, largeAbove: largeAbove, large: large, on: c) { listed in
+            stored.withLock { $0.map { listed - $0 } }
+        }
         (plan.listed, plan.invalidNames, plan.longPaths) = (walked.listed, walked.invalidNames, walked.longPaths)
+        plan.stored = try await counting.value
+        if plan.listed - plan.stored > largeAbove { large() }  // if the walk was too quick to tell
+        plan.walking = .now - started
         try await c.execute("ANALYZE pg_temp.filefleet_listing")
 
         // One pass over both sides. Same size and mtime: unchanged, not in the plan at all.
@@ -58,14 +79,16 @@ public struct DirectoryPlanner: Sendable {
             SELECT coalesce(l.path, d.path) AS path,
                    CASE WHEN d.path IS NULL THEN 'new' WHEN l.path IS NULL THEN 'gone'
                         WHEN l.size <> d.size THEN 'changed' ELSE 'check' END AS action,
-                   l.size, l.mtime, d.sha256
+                   l.size, to_timestamp(0) + l.micros * interval '1 microsecond' AS mtime
               FROM pg_temp.filefleet_listing l
-              FULL JOIN (SELECT path, size, sha256, (extract(epoch FROM mtime) * 1000000)::bigint AS mtime
-                           FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)) d ON d.path = l.path
-             WHERE l.path IS NULL OR d.path IS NULL OR l.size <> d.size OR l.mtime <> d.mtime
+              FULL JOIN (SELECT path, size, mtime FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID)) d
+                ON d.path = l.path
+             WHERE l.path IS NULL OR d.path IS NULL OR l.size <> d.size
+                OR d.mtime <> to_timestamp(0) + l.micros * interval '1 microsecond'
             """)
         try await c.execute("DROP TABLE pg_temp.filefleet_listing")
-        try await resolveChecks(root: root, on: c)
+        try await c.execute("ANALYZE \(unescaped: DirectoryPlan.table)")
+        try await resolveChecks(sourceID: sourceID, root: root, on: c)
 
         // Paths that failed before and are planned for nothing else, then the names the walk
         // quarantines, unless an escaped spelling equals a real path (a name with a literal `\x..`).
@@ -87,6 +110,7 @@ public struct DirectoryPlanner: Sendable {
             default: plan.planned += n
             }
         }
+        plan.comparing = .now - started - plan.walking
         return plan
     }
 
@@ -96,7 +120,7 @@ public struct DirectoryPlanner: Sendable {
         guard plan.touched > 0 else { return }
         try await c.execute("""
             UPDATE \(unescaped: schema.documents) d
-               SET mtime = to_timestamp(0) + p.mtime * interval '1 microsecond'
+               SET mtime = p.mtime
               FROM \(unescaped: DirectoryPlan.table) p
              WHERE p.action = 'touch' AND d.source_id = \(sourceID) AND d.path = p.path
             """)
@@ -108,8 +132,9 @@ public struct DirectoryPlanner: Sendable {
     }
 
     /// Walks `root` on threads of its own and copies each file into `filefleet_listing` as found.
-    private func copyWalk(root: String, filter: PathFilter, storedCount: Int, largeAbove: Int,
-                          large: @escaping @Sendable () -> Void, on c: PostgresConnection)
+    /// `beyondStored` says by how many files a listing of n outnumbers the stored documents, once known.
+    private func copyWalk(root: String, filter: PathFilter, largeAbove: Int, large: @escaping @Sendable () -> Void,
+                          on c: PostgresConnection, beyondStored: @escaping @Sendable (Int) -> Int?)
         async throws -> (listed: Int, invalidNames: [String], longPaths: [String]) {
         let handoff = ChunkHandoff<[UInt8]>(ahead: 4)
         let walk = Task {
@@ -119,12 +144,13 @@ public struct DirectoryPlanner: Sendable {
                 var chunk: [UInt8] = [], inChunk = 0
                 var announced = false
                 try DirectoryWalker(root: root, filter: filter).walk(file: { file in
+                    // Microseconds, made a timestamp by the server (exact up to 2^53 µs, the year 2255).
                     PostgresCopyWriter.encodeRow([file.path, file.size, file.mtimeMicros], into: &chunk)
                     listed += 1
                     inChunk += 1
-                    // More files than stored documents: at least that many are new.
-                    if !announced && listed - storedCount > largeAbove { announced = true; large() }
                     if inChunk == 20_000 {
+                        // More files than stored documents: at least that many are new.
+                        if !announced, let beyond = beyondStored(listed), beyond > largeAbove { announced = true; large() }
                         try handoff.put(chunk)
                         (chunk, inChunk) = ([], 0)
                     }
@@ -134,7 +160,7 @@ public struct DirectoryPlanner: Sendable {
             }
         }
         do {
-            try await c.copyFrom("COPY pg_temp.filefleet_listing (path, size, mtime) FROM STDIN") { writer in
+            try await c.copyFrom("COPY pg_temp.filefleet_listing (path, size, micros) FROM STDIN") { writer in
                 for await chunk in handoff.chunks {
                     try await writer.write(chunk)
                     handoff.took()
@@ -153,12 +179,14 @@ public struct DirectoryPlanner: Sendable {
     /// Files of the same size and another mtime: hashed as a worker reads them (so that a link now
     /// pointing outside the root is not hashed), a page at a time. An equal hash makes the row a
     /// `touch`, anything else `changed`.
-    private func resolveChecks(root: String, on c: PostgresConnection) async throws {
+    private func resolveChecks(sourceID: String, root: String, on c: PostgresConnection) async throws {
         try await c.withTransaction { c in
             try await c.execute("CREATE TEMPORARY TABLE filefleet_verdict (path text NOT NULL, same boolean NOT NULL)")
             try await c.execute("""
                 DECLARE checks NO SCROLL CURSOR FOR
-                SELECT path, size, sha256 FROM \(unescaped: DirectoryPlan.table) WHERE action = 'check'
+                SELECT p.path, p.size, d.sha256 FROM \(unescaped: DirectoryPlan.table) p
+                  JOIN \(unescaped: schema.documents) d ON d.source_id = \(sourceID) AND d.path = p.path
+                 WHERE p.action = 'check'
                 """)
             var any = false
             while true {

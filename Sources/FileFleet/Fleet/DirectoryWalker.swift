@@ -109,7 +109,7 @@ public struct DirectoryWalker: Sendable {
         guard let dir = opendir(absolute) else { return listed }  // vanished or unreadable meanwhile: not listed
         defer { closedir(dir) }
         while let entry = readdir(dir) {
-            let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            let bytes = Self.name(entry)
             guard let name = String(validating: bytes, as: UTF8.self) else {
                 let raw = (relative.isEmpty ? [] : Array(relative.utf8) + [UInt8(ascii: "/")]) + bytes
                 if let escaped = quarantinable(raw) { listed.invalidNames.append(escaped) }
@@ -145,6 +145,15 @@ public struct DirectoryWalker: Sendable {
             }
         }
         return listed
+    }
+
+    /// The name of a directory entry, read in place. Not `entry.pointee.d_name`: that loads the
+    /// whole `dirent`, 280 bytes, and the kernel packs entries by their length, so for a short
+    /// name at the end of readdir's buffer the load reads past it (a crash at a page boundary,
+    /// seen once in a walk of 1,000,000 files).
+    private static func name(_ entry: UnsafeMutablePointer<dirent>) -> [UInt8] {
+        let name = UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        return Array(UnsafeRawBufferPointer(start: name, count: strlen(name.assumingMemoryBound(to: CChar.self))))
     }
 
     /// What a symlink stands for in the listing: its target's metadata, or nil when it is not a file
