@@ -74,12 +74,14 @@ public struct KafkaConfiguration: Sendable {
             ("session.timeout.ms", String(Self.milliseconds(sessionTimeout))),
             ("heartbeat.interval.ms", String(Self.milliseconds(heartbeatInterval))),
             ("max.poll.interval.ms", String(Self.milliseconds(maxPollInterval))),
-            // What the consumer fetches ahead: at most 8 MB, and 1,000 messages per partition
-            // (librdkafka's defaults, 64 MB and 100,000, grew a worker's memory with the backlog:
-            // +128 MB for two workers at 1,000,000 paths). A path message is about 100 bytes,
-            // and each queued one costs librdkafka several times that.
-            ("queued.max.messages.kbytes", "8192"),
-            ("queued.min.messages", "1000"),
+            // What the consumer fetches ahead: at most 1 MB a fetch and 1 MB queued, and 100
+            // messages a partition, still thousands of path messages (about 100 bytes each), many
+            // batches of work. librdkafka's defaults (50 MB, 64 MB, 100,000) grew a worker's
+            // memory with the backlog: +128 MB for two workers at 1,000,000 paths, and still
+            // +64 MB for one at 8 MB queued; a fetch's buffer lives until its last message is gone.
+            ("fetch.max.bytes", "1048576"),
+            ("queued.max.messages.kbytes", "1024"),
+            ("queued.min.messages", "100"),
         ]
     }
 
