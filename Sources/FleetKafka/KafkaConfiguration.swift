@@ -80,6 +80,10 @@ public struct KafkaConfiguration: Sendable {
             // memory with the backlog: +128 MB for two workers at 1,000,000 paths, and still
             // +64 MB for one at 8 MB queued; a fetch's buffer lives until its last message is gone.
             ("fetch.max.bytes", "1048576"),
+            // How long the broker may hold a fetch of a partition that has nothing new: an empty
+            // partition gets its first messages up to this late (librdkafka's 500 ms delayed the
+            // first batch of a run by about a second).
+            ("fetch.wait.max.ms", "100"),
             ("queued.max.messages.kbytes", "1024"),
             ("queued.min.messages", "100"),
         ]

@@ -96,11 +96,11 @@ final class BatchImporter: Sendable {
         return batch
     }
 
-    /// Reads and writes paths of `run`'s plan that a coordinator hands over itself (no message:
-    /// nothing to refuse). Nothing happens for a run that is no longer running.
-    func importDirectly(_ paths: [String], run runID: Int64) async throws -> BatchResult {
-        guard let run = try await context(runID), run.state == "running" else { return BatchResult() }
-        return try await write(PreparedBatch(runs: [(run, await readFiles(paths, run: run))]))
+    /// Reads paths of `run`'s plan that a coordinator hands over itself (no message: nothing to
+    /// refuse), for `write`. Nothing is read for a run that is no longer running.
+    func prepareDirectly(_ paths: [String], run runID: Int64) async throws -> PreparedBatch {
+        guard let run = try await context(runID), run.state == "running" else { return PreparedBatch() }
+        return PreparedBatch(runs: [(run, await readFiles(paths, run: run))])
     }
 
     /// Writes a prepared batch: one transaction per run in it.

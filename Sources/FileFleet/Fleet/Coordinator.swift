@@ -274,17 +274,35 @@ struct RunDriver: Sendable {
     @discardableResult
     func importDirectly(_ run: RunRecord, banked: Int, resumed: Int,
                         while proceeding: @escaping @Sendable () -> Bool = { true }) async throws -> Int {
-        let workerOptions = WorkerOptions.inProcess(options)
+        var workerOptions = WorkerOptions.inProcess(options)
+        // Alone while it imports (the in-process workers have no partitions yet): every core reads.
+        workerOptions.concurrency = System.coreCount
         let importer = BatchImporter(settings: settings, options: workerOptions, worker: "sync:\(System.hostName):\(getpid())",
                                      pool: pool, log: log, metrics: metrics)
         var done = banked, imported = 0
-        try await forEachRemainingPage(run, size: workerOptions.batchSize, while: proceeding) { paths in
-            let batchStart = ContinuousClock.now
-            let result = try await importer.importDirectly(paths, run: run.id)
-            metrics.recordBatch(result.counts, refused: 0, duration: .now - batchStart)
-            done += paths.count
-            imported += paths.count
+        // Each page is read while the one before it is written, as a worker reads ahead.
+        var writing: (task: Task<BatchResult, any Error>, paths: Int, started: ContinuousClock.Instant)?
+        func finishWriting() async throws {
+            guard let (task, paths, started) = writing else { return }
+            writing = nil
+            let result = try await task.value
+            metrics.recordBatch(result.counts, refused: 0, duration: .now - started)
+            done += paths
+            imported += paths
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
+        }
+        do {
+            try await forEachRemainingPage(run, size: workerOptions.batchSize, while: proceeding) { paths in
+                let started = ContinuousClock.now
+                let batch = try await importer.prepareDirectly(paths, run: run.id)
+                try await finishWriting()
+                writing = (Task { try await importer.write(batch) }, paths.count, started)
+            }
+            try await finishWriting()
+        } catch {
+            writing?.task.cancel()
+            _ = try? await writing?.task.value  // nothing of this run is written after it returns
+            throw error
         }
         log.event("imported_directly", ["run": String(run.id), "paths": String(imported)])
         return done
