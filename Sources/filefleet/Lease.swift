@@ -15,8 +15,8 @@ struct Lease: AsyncParsableCommand {
 
         func run() async throws {
             try await withUsageErrors {
-                let settings = try await Servers.forTools(connection)
-                let leases = try await withStore(settings) { store, c in try await store.list(on: c) }
+                let database = try await Servers.database(connection)
+                let leases = try await withStore(database) { store, c in try await store.list(on: c) }
                 print(Status.table(["NAME", "HOLDER", "TOKEN", "HEARTBEAT AGE", "EXPIRES IN"], leases.map { lease in
                     [lease.name, lease.holder ?? "-", String(lease.token),
                      lease.holder == nil ? "-" : lease.heartbeatAge.map { String(format: "%.1fs", $0) } ?? "never",
@@ -36,8 +36,8 @@ struct Lease: AsyncParsableCommand {
         func run() async throws {
             try await withUsageErrors {
                 guard force else { throw UsageError("lease release needs --force: the holder may be alive, and it will be fenced") }
-                let settings = try await Servers.forTools(connection)
-                guard let before = try await withStore(settings, { store, c in try await store.forceRelease(name, on: c) }) else {
+                let database = try await Servers.database(connection)
+                guard let before = try await withStore(database, { store, c in try await store.forceRelease(name, on: c) }) else {
                     throw UsageError("no lease named \(name) (see `filefleet lease list`)")
                 }
                 printError("released \(name): was held by \(before.holder ?? "nobody") with token \(before.token); token is now \(before.token + 1)")
@@ -45,11 +45,11 @@ struct Lease: AsyncParsableCommand {
         }
     }
 
-    static func withStore<T: Sendable>(_ settings: FleetSettings,
+    static func withStore<T: Sendable>(_ database: Servers.Database,
                                        _ body: @Sendable (LeaseStore, PostgresConnection) async throws -> T) async throws -> T {
-        let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1)
+        let pool = PostgresPool(url: database.postgresURL, maxConnections: 1)
         defer { Task { await pool.close() } }
-        try await settings.schema.migrate(pool)
-        return try await pool.withConnection { c in try await body(LeaseStore(schema: settings.schema), c) }
+        try await database.schema.migrate(pool)
+        return try await pool.withConnection { c in try await body(LeaseStore(schema: database.schema), c) }
     }
 }

@@ -8,11 +8,11 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         try await withUsageErrors {
-            let settings = try await Servers.forTools(connection)
-            let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1)
-            let applied = try await settings.schema.migrate(pool)
+            let database = try await Servers.database(connection)
+            let pool = PostgresPool(url: database.postgresURL, maxConnections: 1)
+            let applied = try await database.schema.migrate(pool)
             await pool.close()
-            printError(applied.isEmpty ? "schema \(settings.schema.name) is current" : "applied migrations \(applied) to schema \(settings.schema.name)")
+            printError(applied.isEmpty ? "schema \(database.schema.name) is current" : "applied migrations \(applied) to schema \(database.schema.name)")
         }
     }
 }

@@ -38,9 +38,14 @@ extension ConnectionOptions {
 
     /// Where the servers are, or nil for the embedded stack (neither configured).
     /// Exactly one of them configured is a usage error naming the other.
+    /// `--postgres`, else `FILEFLEET_POSTGRES_URL`.
+    var configuredPostgresURL: String? {
+        postgresURL ?? Self.environment["FILEFLEET_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     func settings() throws -> FleetSettings? {
         let env = Self.environment
-        let postgres = postgresURL ?? env["FILEFLEET_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let postgres = configuredPostgresURL
         let kafka = kafkaBrokers ?? env["FILEFLEET_KAFKA_BROKERS"].flatMap { $0.isEmpty ? nil : $0 }
         switch (postgres, kafka) {
         case (nil, nil): return nil

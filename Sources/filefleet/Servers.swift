@@ -49,6 +49,23 @@ struct Servers {
         return settings
     }
 
+    /// What `status`, `lease` and `migrate` need: PostgreSQL only.
+    struct Database {
+        let postgresURL: String
+        let schema = Schema()
+    }
+
+    /// For `status`, `lease` and `migrate`: the configured database (Kafka is neither needed nor
+    /// asked for), else the running embedded stack's.
+    static func database(_ connection: ConnectionOptions) async throws -> Database {
+        if let url = connection.configuredPostgresURL { return Database(postgresURL: url) }
+        let stack = EmbeddedStack(stateDirectory: connection.resolvedStateDir)
+        guard let endpoints = try await runBlocking({ stack.running }) else {
+            throw UsageError("no database: give --postgres (or FILEFLEET_POSTGRES_URL), or start the embedded stack with `filefleet stack up`")
+        }
+        return Database(postgresURL: endpoints.postgresURL)
+    }
+
     /// For the other commands: the configured servers, else a running embedded stack.
     static func forTools(_ connection: ConnectionOptions) async throws -> FleetSettings {
         if let settings = try connection.settings() { return settings }

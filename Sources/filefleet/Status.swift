@@ -13,12 +13,12 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await withUsageErrors {
-            let settings = try await Servers.forTools(connection)
-            let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1)
-            try await settings.schema.migrate(pool)
+            let database = try await Servers.database(connection)
+            let pool = PostgresPool(url: database.postgresURL, maxConnections: 1)
+            try await database.schema.migrate(pool)
             await pool.close()
-            let report = try await PostgresConnection.withConnection(settings.postgresURL) { c in
-                try await StatusReport.read(schema: settings.schema, sourceID: sourceId, on: c)
+            let report = try await PostgresConnection.withConnection(database.postgresURL) { c in
+                try await StatusReport.read(schema: database.schema, sourceID: sourceId, on: c)
             }
             if json {
                 let encoder = JSONEncoder()

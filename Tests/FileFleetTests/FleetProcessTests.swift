@@ -248,6 +248,13 @@ import TestSupport
             let status = try fleet.start("status", ["status"])
             #expect(await status.waitForExit(timeout: .seconds(30)) == 0, "\(status.transcript)")
             #expect(status.stdout.contains("aborted at") && status.stdout.contains("store_error: PostgresError 42501"), "\(status.stdout)")
+            // The tools that only read and write PostgreSQL need nothing else: no --kafka, no broker.
+            for (name, arguments) in [("status-pg", ["status"]), ("migrate-pg", ["migrate"]), ("lease-pg", ["lease", "list"])] {
+                let tool = try FleetProcess(name: name, arguments: arguments + ["--postgres", fleet.postgres.url],
+                                            directory: fleet.directory)
+                #expect(await tool.waitForExit(timeout: .seconds(30)) == 0, "\(tool.transcript)")
+                if name == "status-pg" { #expect(tool.stdout.contains("store_error: PostgresError 42501"), "\(tool.stdout)") }
+            }
 
             try await fleet.query { c in _ = try await c.executeScript("DROP TRIGGER no_finish ON filefleet.runs") }
             let rerun = try fleet.sync("rerun", tree)
