@@ -9,24 +9,43 @@ struct Status: AsyncParsableCommand {
 
     @Option(help: "Only this source.") var sourceId: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
+    @Flag(help: "Refresh every --interval seconds until interrupted (a JSON line each time with --json).")
+    var watch = false
+    @Option(help: "Seconds between refreshes of --watch.") var interval: Double = 2
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
         try await withUsageErrors {
+            guard interval > 0 else { throw UsageError("--interval must be positive, not \(interval)") }
             let database = try await Servers.database(connection)
             let pool = PostgresPool(url: database.postgresURL, maxConnections: 1)
             try await database.schema.migrate(pool)
             await pool.close()
-            let report = try await PostgresConnection.withConnection(database.postgresURL) { c in
-                try await StatusReport.read(schema: database.schema, sourceID: sourceId, on: c)
+            guard watch else { return try await show(database) }
+            while true {
+                if !json { print("\u{1B}[H\u{1B}[2J" + "filefleet status, every \(interval) s: \(Date())\n") }
+                do {
+                    try await show(database)
+                } catch {
+                    // The database away for a moment is something to watch, not a reason to stop.
+                    print("cannot read the status: \(Redact.scrub("\(error)"))")
+                }
+                fflush(nil)  // each refresh reaches a pipe at once
+                try await Task.sleep(for: .seconds(interval))
             }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            } else {
-                print(Self.render(report), terminator: "")
-            }
+        }
+    }
+
+    private func show(_ database: Servers.Database) async throws {
+        let report = try await PostgresConnection.withConnection(database.postgresURL) { c in
+            try await StatusReport.read(schema: database.schema, sourceID: sourceId, on: c)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(Self.render(report), terminator: "")
         }
     }
 

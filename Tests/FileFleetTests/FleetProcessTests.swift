@@ -255,6 +255,17 @@ import TestSupport
                 #expect(await tool.waitForExit(timeout: .seconds(30)) == 0, "\(tool.transcript)")
                 if name == "status-pg" { #expect(tool.stdout.contains("store_error: PostgresError 42501"), "\(tool.stdout)") }
             }
+            // --watch refreshes until stopped: a JSON report per refresh.
+            let watching = try FleetProcess(name: "status-watch",
+                                            arguments: ["status", "--watch", "--json", "--interval", "0.3", "--postgres", fleet.postgres.url],
+                                            directory: fleet.directory)
+            try await Task.sleep(for: .seconds(3))
+            #expect(watching.exitStatus == nil, "\(watching.transcript)")
+            watching.killAndReap()
+            let reports = watching.stdout.split(separator: "\n").filter {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["sources"] != nil
+            }
+            #expect(reports.count >= 3, "\(watching.transcript)")
 
             try await fleet.query { c in _ = try await c.executeScript("DROP TRIGGER no_finish ON filefleet.runs") }
             let rerun = try fleet.sync("rerun", tree)
