@@ -59,21 +59,25 @@ struct Servers {
     /// asked for), else the running embedded stack's.
     static func database(_ connection: ConnectionOptions) async throws -> Database {
         if let url = connection.configuredPostgresURL { return Database(postgresURL: url) }
-        let stack = EmbeddedStack(stateDirectory: connection.resolvedStateDir)
-        guard let endpoints = try await runBlocking({ stack.running }) else {
+        guard let endpoints = try await runningStack(connection) else {
             throw UsageError("no database: give --postgres (or FILEFLEET_POSTGRES_URL), or start the embedded stack with `filefleet stack up`")
         }
         return Database(postgresURL: endpoints.postgresURL)
     }
 
-    /// For the other commands: the configured servers, else a running embedded stack.
+    /// For `worker`: the configured servers, else a running embedded stack.
     static func forTools(_ connection: ConnectionOptions) async throws -> FleetSettings {
         if let settings = try connection.settings() { return settings }
-        let stack = EmbeddedStack(stateDirectory: connection.resolvedStateDir)
-        guard let endpoints = try await runBlocking({ stack.running }) else {
+        guard let endpoints = try await runningStack(connection) else {
             throw UsageError("no servers: give --postgres and --kafka (or FILEFLEET_POSTGRES_URL and FILEFLEET_KAFKA_BROKERS), or start the embedded stack with `filefleet stack up`")
         }
         return try connection.settings(postgresURL: endpoints.postgresURL, brokers: endpoints.kafkaBrokers)
+    }
+
+    /// The embedded stack of the state directory, if it is up.
+    private static func runningStack(_ connection: ConnectionOptions) async throws -> EmbeddedStack.Endpoints? {
+        let stack = EmbeddedStack(stateDirectory: connection.resolvedStateDir)
+        return try await runBlocking { stack.running }
     }
 
     func stop() async {
