@@ -101,6 +101,8 @@ public struct DirectoryPlanner: Sendable {
             """)
         plan.invalidNames = try await addQuarantined(plan.invalidNames, on: c)
         plan.longPaths = try await addQuarantined(plan.longPaths, on: c)
+        // Again: the checks turned rows into touches and rows were added; the touch and the store
+        // of the plan are planned from these statistics.
         try await c.execute("ANALYZE \(unescaped: DirectoryPlan.table)")
         for row in try await c.query("SELECT action, count(*) FROM \(unescaped: DirectoryPlan.table) GROUP BY action") {
             let n = try row.decode(Int.self, 1)

@@ -81,10 +81,15 @@ public struct RunStore: Sendable {
             INSERT INTO \(unescaped: schema.plannedPaths) (run_id, path)
             SELECT \(run.id), path FROM \(unescaped: DirectoryPlan.table) WHERE action <> 'touch'
             """)
-        guard stored == plan.planned else {
-            throw UsageError("internal error: the staged plan holds \(stored) paths, the planner counted \(plan.planned)")
-        }
+        guard stored == plan.planned else { throw StagedPlanMismatch(stored: stored, counted: plan.planned) }
         return run
+    }
+
+    /// The staged plan changed between counting and storing (never expected: both read one table
+    /// of one session). Not the user's doing, so not a `UsageError`: the sync aborts `internal_error`.
+    struct StagedPlanMismatch: Error, CustomStringConvertible {
+        let stored: Int, counted: Int
+        var description: String { "the staged plan holds \(stored) paths, the planner counted \(counted)" }
     }
 
     private func insertRun(sourceID: String, mode: String, pin: String?, token: Int64, planned: Int,
