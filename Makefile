@@ -1,7 +1,7 @@
 # The two commands of the quick start: `make demo` and `make test`. Each sets up what is missing first.
 SWIFT ?= swift
 
-.PHONY: setup build test check-deploy image-proof demo bench clean
+.PHONY: setup build test check-deploy image-proof demo bench chaos clean
 
 setup:
 	@scripts/setup
@@ -15,6 +15,11 @@ test: setup
 	$(SWIFT) build --build-tests
 	scripts/check-deploy
 	$(SWIFT) test --skip-build
+	scripts/chaos --binary .build/debug/filefleet $(CHAOS_SMOKE)
+
+# What `make test` runs of the chaos kit: the verifier fed corrupted databases, and one fault of each
+# kind at 5,000 files (each batch made 50 ms slower, so that a run lasts long enough to be hit).
+CHAOS_SMOKE = --self-test --scenario smoke --files 5000 --slow-batch-ms 50 --batch-size 50 --mutate 0.1
 
 # The deployment files and shell scripts alone, and the broken fixtures that prove each check (docs/deploy.md).
 check-deploy: setup
@@ -37,6 +42,12 @@ demo: build
 bench: setup
 	$(SWIFT) build -c release --product filefleet
 	scripts/bench $(BENCH_ARGS)
+
+# Each fault scenario alone at 20,000 files, then all of them mixed at 200,000 (scripts/chaos --help);
+# REPORT=1 writes docs/reliability.md. Needs root. CHAOS_ARGS="--scenario kill-storm" for one.
+chaos: setup
+	$(SWIFT) build -c release --product filefleet
+	scripts/chaos $(if $(CHAOS_ARGS),$(CHAOS_ARGS),--self-test --scenario all) $(if $(REPORT),--report docs/reliability.md --json .chaos-results.json)
 
 clean:
 	rm -rf .build .build-image

@@ -41,6 +41,15 @@ public final class PostgresConnection: @unchecked Sendable {
         if let cancelHandle { PQfreeCancel(cancelHandle) }
     }
 
+    /// What the server shows as `application_name` for this process's sessions when the URL names
+    /// none: "filefleet" until the process says which it is (`filefleet sync 4242`), so that an
+    /// operator (or an audit) can tell whose session a row of `pg_stat_activity` is.
+    public static var applicationName: String {
+        get { applicationNameState.withLock { $0 } }
+        set { applicationNameState.withLock { $0 = newValue } }
+    }
+    private static let applicationNameState = Mutex("filefleet")
+
     /// Opens a connection from a libpq URI or `key=value` string. The session runs with
     /// TimeZone UTC and DateStyle ISO so that timestamps decode the same everywhere.
     public static func connect(_ url: String) async throws -> PostgresConnection {
@@ -62,7 +71,7 @@ public final class PostgresConnection: @unchecked Sendable {
         // Earlier keywords are defaults; the expanded connection string (dbname) overrides them.
         // Keepalives and the user timeout let this side notice a server that vanished (a cut
         // link) within about 30 s instead of the system's two hours.
-        let pairs = [("connect_timeout", "10"), ("fallback_application_name", "filefleet"),
+        let pairs = [("connect_timeout", "10"), ("fallback_application_name", applicationName),
                      ("client_encoding", "UTF8"), ("keepalives", "1"), ("keepalives_idle", "10"),
                      ("keepalives_interval", "5"), ("keepalives_count", "3"), ("tcp_user_timeout", "30000"),
                      ("dbname", url)]

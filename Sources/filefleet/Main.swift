@@ -1,6 +1,7 @@
 import ArgumentParser
 import FileFleet
 import FleetKafka
+import FleetPostgres
 import Foundation
 
 @main
@@ -13,6 +14,8 @@ enum Main {
                 """.utf8))
             exit(ExitCode.usage.rawValue)
         }
+        let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") } ?? "filefleet"
+        PostgresConnection.applicationName = "filefleet \(command) \(getpid())"
         await FileFleetCommand.main()
     }
 }

@@ -36,12 +36,13 @@ final class BatchImporter: Sendable {
     let metrics: FleetMetrics
     private let runs = Mutex<[Int64: RunContext?]>([:])
 
+    /// With `fence`, every write transaction first runs it (see `BatchWriter.fence`).
     init(settings: FleetSettings, options: WorkerOptions, worker: String, pool: PostgresPool, log: Log,
-         metrics: FleetMetrics) {
+         metrics: FleetMetrics, fence: (@Sendable (PostgresConnection) async throws -> Void)? = nil) {
         self.metrics = metrics
         self.settings = settings
         self.options = options
-        self.writer = BatchWriter(schema: settings.schema, worker: worker, timeout: options.batchTimeout)
+        self.writer = BatchWriter(schema: settings.schema, worker: worker, timeout: options.batchTimeout, fence: fence)
         self.pool = pool
         self.log = log
     }

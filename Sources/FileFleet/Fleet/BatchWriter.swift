@@ -23,6 +23,9 @@ struct BatchWriter: Sendable {
     /// The transaction's statement and lock timeouts: a batch cut off from its worker, or waiting
     /// on a lock that someone else holds, ends on the server by the batch deadline (SPEC §6.12).
     var timeout: Duration = WorkerOptions().batchTimeout
+    /// Checked first in every transaction when a lease holder writes (a coordinator importing
+    /// directly): a holder that has been superseded writes nothing.
+    var fence: (@Sendable (PostgresConnection) async throws -> Void)?
 
     /// Returns the outcome counts of the paths this transaction checkpointed.
     func write(run: Int64, sourceID: String, outcomes: [(path: String, outcome: FileOutcome)],
@@ -48,6 +51,7 @@ struct BatchWriter: Sendable {
             try await c.query("""
                 SELECT set_config('statement_timeout', \(milliseconds), true), set_config('lock_timeout', \(milliseconds), true)
                 """)
+            try await fence?(c)
             // Lookups go path by path through the primary keys, as scalar subqueries the planner
             // cannot turn into joins: `run_id = $1 AND path = ANY($2)` reads every row of the run
             // whenever the statistics are older than the run (they always are while it fills the

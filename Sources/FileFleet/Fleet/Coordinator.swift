@@ -277,8 +277,9 @@ struct RunDriver: Sendable {
         var workerOptions = WorkerOptions.inProcess(options)
         // Alone while it imports (the in-process workers have no partitions yet): every core reads.
         workerOptions.concurrency = System.coreCount
+        // Fenced like every other write of the holder: a superseded coordinator imports nothing more.
         let importer = BatchImporter(settings: settings, options: workerOptions, worker: "sync:\(System.hostName):\(getpid())",
-                                     pool: pool, log: log, metrics: metrics)
+                                     pool: pool, log: log, metrics: metrics, fence: { [lease] c in try await lease.checkCurrent(on: c) })
         var done = banked, imported = 0
         // Each page is read while the one before it is written, as a worker reads ahead.
         var writing: (task: Task<BatchResult, any Error>, paths: Int, started: ContinuousClock.Instant)?

@@ -41,6 +41,17 @@ public final class Lease: Sendable {
         }
     }
 
+    /// Inside the caller's transaction: throws `LeaseLost` unless this lease is still current,
+    /// and holds off a takeover until the transaction ends.
+    public func checkCurrent(on connection: PostgresConnection) async throws {
+        do {
+            try await store.checkCurrent(name, token: token, on: connection)
+        } catch let error as LeaseLost {
+            lostState.withLock { $0 = true }
+            throw error
+        }
+    }
+
     /// A holder on this host whose process is gone (SIGKILLed, OOM-killed) cannot write again:
     /// waiting TTL + grace for it would only delay the rerun. A stopped (SIGSTOP) process is alive.
     public static func isDeadLocalHolder(_ holder: String) -> Bool {

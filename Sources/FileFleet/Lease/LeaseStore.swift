@@ -116,13 +116,19 @@ public struct LeaseStore: Sendable {
                 let ms = max(1, Int64(idleTimeout.seconds * 1000))
                 try await connection.execute("SET LOCAL idle_in_transaction_session_timeout = \(unescaped: String(ms))")
             }
-            let current = try await connection.query("""
-                SELECT 1 FROM \(unescaped: schema.leases)
-                 WHERE name = \(name) AND token = \(token) AND holder IS NOT NULL FOR KEY SHARE
-                """)
-            guard !current.isEmpty else { throw LeaseLost(name: name, token: token) }
+            try await checkCurrent(name, token: token, on: connection)
             return try await body(connection)
         }
+    }
+
+    /// Inside the caller's transaction: throws `LeaseLost` unless `token` is still current, and
+    /// keeps it current until the transaction ends (a takeover waits for it; a heartbeat does not).
+    public func checkCurrent(_ name: String, token: Int64, on connection: PostgresConnection) async throws {
+        let current = try await connection.query("""
+            SELECT 1 FROM \(unescaped: schema.leases)
+             WHERE name = \(name) AND token = \(token) AND holder IS NOT NULL FOR KEY SHARE
+            """)
+        guard !current.isEmpty else { throw LeaseLost(name: name, token: token) }
     }
 
     public func info(_ name: String, on connection: PostgresConnection) async throws -> LeaseInfo? {
