@@ -120,10 +120,11 @@ public enum PostgresTimestamp {
         let (y, m, d) = CivilDate.date(days: Int(days))
         let seconds = dayMicros / 1_000_000
         let fraction = dayMicros % 1_000_000
-        var text = CivilDate.pad(y, 4) + "-" + CivilDate.pad(m, 2) + "-" + CivilDate.pad(d, 2) + " "
+        // Year 0 is 1 BC, -1 is 2 BC: PostgreSQL spells them with a suffix, never a sign.
+        var text = CivilDate.pad(y > 0 ? y : 1 - y, 4) + "-" + CivilDate.pad(m, 2) + "-" + CivilDate.pad(d, 2) + " "
         text += CivilDate.pad(seconds / 3600, 2) + ":" + CivilDate.pad(seconds / 60 % 60, 2) + ":" + CivilDate.pad(seconds % 60, 2)
         if fraction != 0 { text += "." + CivilDate.pad(fraction, 6) }
-        return text + "+00"
+        return text + "+00" + (y > 0 ? "" : " BC")
     }
 
     /// `2024-01-02 03:04:05.123456+00`, other offsets like `+05:30`, or `infinity`.

@@ -39,7 +39,10 @@ final class HostileBase: Sendable {
     }
 
     /// A file whose name is `name` byte for byte (not valid UTF-8, say).
-    func rawFile(_ name: [UInt8], _ contents: String) throws {
+    func rawFile(_ name: [UInt8], _ contents: String) throws { try Self.rawFile(in: root, name, contents) }
+
+    /// A file under `root` whose name is `name` byte for byte.
+    static func rawFile(in root: String, _ name: [UInt8], _ contents: String) throws {
         let path = Array(root.utf8) + [UInt8(ascii: "/")] + name + [0]
         let fd = path.withUnsafeBufferPointer {
             $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_CREAT | O_WRONLY | O_TRUNC, 0o644) }

@@ -247,9 +247,13 @@ final class BatchImporter: Sendable {
                 return .document(document, mtimeMicros: file.mtimeMicros)
             } catch .vanished {
                 return .vanished
-            } catch .notAFile where isSymbolicLink(path, root: run.root) {
-                // A link to a directory or a special file is not a file of the source, as in a
-                // directory walk (docs/hostile-input.md): git mode lists tracked links too.
+            } catch .notAFile {
+                // A directory, FIFO, socket or device (or a link to one) is not a file of the
+                // source, as in a directory walk (docs/hostile-input.md): a file replaced by one
+                // is gone, and its row with it. Git mode lists tracked links too.
+                return .vanished
+            } catch .unreadable where isSymbolicLinkLoop(path, root: run.root) {
+                // A link loop is not a file either; a link swapped in mid-read still fails.
                 return .vanished
             } catch {
                 if case .unreadable = error, attempt < run.maxAttempts {
@@ -262,9 +266,11 @@ final class BatchImporter: Sendable {
         }
     }
 
-    private static func isSymbolicLink(_ path: String, root: String) -> Bool {
+    /// A symlink the kernel cannot resolve for too many links on the way.
+    private static func isSymbolicLinkLoop(_ path: String, root: String) -> Bool {
         var info = stat()
-        return lstat(root + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+        guard lstat(root + "/" + path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else { return false }
+        return stat(root + "/" + path, &info) != 0 && errno == ELOOP
     }
 }
 

@@ -206,6 +206,8 @@ struct RunDriver: Sendable {
                         .recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
                     try await Quarantine(schema: settings.schema)
                         .recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
+                    try await Quarantine(schema: settings.schema)
+                        .recordUnreadableDirectories(plan.unreadableDirectories, run: run.id, sourceID: sourceID, on: c)
                     return run
                 }
                 try await planner.discard(on: c)
@@ -214,6 +216,9 @@ struct RunDriver: Sendable {
             run = created
             for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
             for key in plan.longPaths { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
+            for path in plan.unreadableDirectories {
+                log.event("quarantined", ["reason": UnreadableDirectory.reason, "path": path])
+            }
             log.event("planned", ["run": String(run.id), "source": sourceID, "listed": String(plan.listed),
                                   "planned": String(run.planned), "plan_seconds": Self.seconds(storing - listing),
                                   "walk_seconds": Self.seconds(plan.walking), "compare_seconds": Self.seconds(plan.comparing),

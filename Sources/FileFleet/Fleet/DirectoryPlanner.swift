@@ -23,6 +23,8 @@ public struct DirectoryPlan: Sendable {
     public var invalidNames: [String] = []
     /// Stand-in keys of paths too long to store (`LongPath`): quarantined by the coordinator.
     public var longPaths: [String] = []
+    /// Directories that cannot be listed (`UnreadableDirectory`): quarantined by the coordinator.
+    public var unreadableDirectories: [String] = []
     /// How long the walk (and its copy) took, and the comparison with the stored documents.
     public var walking = Duration.zero, comparing = Duration.zero
 }
@@ -68,6 +70,7 @@ public struct DirectoryPlanner: Sendable {
             stored.withLock { $0.map { listed - $0 } }
         }
         (plan.listed, plan.invalidNames, plan.longPaths) = (walked.listed, walked.invalidNames, walked.longPaths)
+        plan.unreadableDirectories = walked.unreadable
         plan.stored = try await counting.value
         if plan.listed - plan.stored > largeAbove { large() }  // if the walk was too quick to tell
         plan.walking = .now - started
@@ -92,7 +95,7 @@ public struct DirectoryPlanner: Sendable {
 
         // Paths that failed before and are planned for nothing else, then the names the walk
         // quarantines, unless an escaped spelling equals a real path (a name with a literal `\x..`).
-        let quarantinable = [InvalidName.reason, LongPath.reason]
+        let quarantinable = [InvalidName.reason, LongPath.reason, UnreadableDirectory.reason]
         try await c.execute("""
             INSERT INTO \(unescaped: DirectoryPlan.table) (path, action)
             SELECT f.path, 'failed' FROM \(unescaped: schema.failures) f
@@ -101,6 +104,7 @@ public struct DirectoryPlanner: Sendable {
             """)
         plan.invalidNames = try await addQuarantined(plan.invalidNames, on: c)
         plan.longPaths = try await addQuarantined(plan.longPaths, on: c)
+        plan.unreadableDirectories = try await addQuarantined(plan.unreadableDirectories, on: c)
         // Again: the checks turned rows into touches and rows were added; the touch and the store
         // of the plan are planned from these statistics.
         try await c.execute("ANALYZE \(unescaped: DirectoryPlan.table)")
@@ -137,12 +141,12 @@ public struct DirectoryPlanner: Sendable {
     /// `beyondStored` says by how many files a listing of n outnumbers the stored documents, once known.
     private func copyWalk(root: String, filter: PathFilter, largeAbove: Int, large: @escaping @Sendable () -> Void,
                           on c: PostgresConnection, beyondStored: @escaping @Sendable (Int) -> Int?)
-        async throws -> (listed: Int, invalidNames: [String], longPaths: [String]) {
+        async throws -> (listed: Int, invalidNames: [String], longPaths: [String], unreadable: [String]) {
         let handoff = ChunkHandoff<[UInt8]>(ahead: 4)
         let walk = Task {
-            try await runBlocking { () throws -> (Int, [String], [String]) in
+            try await runBlocking { () throws -> (Int, [String], [String], [String]) in
                 defer { handoff.finish() }
-                var (listed, invalidNames, longPaths) = (0, [String](), [String]())
+                var (listed, invalidNames, longPaths, unreadable) = (0, [String](), [String](), [String]())
                 var chunk: [UInt8] = [], inChunk = 0
                 var announced = false
                 try DirectoryWalker(root: root, filter: filter).walk(file: { file in
@@ -156,9 +160,10 @@ public struct DirectoryPlanner: Sendable {
                         try handoff.put(chunk)
                         (chunk, inChunk) = ([], 0)
                     }
-                }, invalidName: { invalidNames.append($0) }, tooLong: { longPaths.append(LongPath.key($0)) })
+                }, invalidName: { invalidNames.append($0) }, tooLong: { longPaths.append(LongPath.key($0)) },
+                   unreadable: { unreadable.append($0) })
                 if !chunk.isEmpty { try handoff.put(chunk) }
-                return (listed, invalidNames, longPaths)
+                return (listed, invalidNames, longPaths, unreadable)
             }
         }
         do {

@@ -75,8 +75,11 @@ public struct DirectoryWalker: Sendable {
     /// `threads` list directories at once (the kernel's half of a walk, stat-ing every entry, is
     /// most of it). The callbacks are called on the calling thread, a directory's entries
     /// together, in no particular order of directories.
+    /// `unreadable` gets each directory below the root that exists but cannot be listed
+    /// (permission denied): one entry, as nothing under it can be seen.
     public func walk(threads: Int = System.coreCount, file: (ListedFile) throws -> Void,
-                     invalidName: (String) -> Void = { _ in }, tooLong: (String) -> Void = { _ in }) throws {
+                     invalidName: (String) -> Void = { _ in }, tooLong: (String) -> Void = { _ in },
+                     unreadable: (String) -> Void = { _ in }) throws {
         guard let dir = opendir(root) else { throw UsageError("cannot read \(root): \(String(cString: strerror(errno)))") }
         closedir(dir)
         let queue = DirectoryQueue(root: "")
@@ -91,6 +94,7 @@ public struct DirectoryWalker: Sendable {
         while let listed = queue.nextListed() {
             listed.invalidNames.forEach(invalidName)
             listed.tooLong.forEach(tooLong)
+            listed.unreadable.forEach(unreadable)
             for found in listed.files { try file(found) }
         }
     }
@@ -101,12 +105,17 @@ public struct DirectoryWalker: Sendable {
         var directories: [String] = []
         var invalidNames: [String] = []
         var tooLong: [String] = []
+        var unreadable: [String] = []
     }
 
     private func list(_ relative: String) -> Listed {
         var listed = Listed()
         let absolute = relative.isEmpty ? root : root + "/" + relative
-        guard let dir = opendir(absolute) else { return listed }  // vanished or unreadable meanwhile: not listed
+        guard let dir = opendir(absolute) else {
+            // Gone meanwhile: not listed. There but closed to us: said, so that its files do not vanish silently.
+            if errno != ENOENT && errno != ENOTDIR { listed.unreadable.append(relative) }
+            return listed
+        }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
             let bytes = Self.name(entry)

@@ -20,7 +20,27 @@ public struct GitPlan: Sendable {
     /// Paths of `paths` that changed between the bookmark and the pin: always imported (hashed),
     /// never skipped on size and mtime.
     var committed = Set<ExactPath>()
+    /// Escaped spellings (`InvalidName`) of names that are not valid UTF-8: those on disk, to
+    /// quarantine, and those gone, whose quarantine row leaves.
     public var invalidNames: [String] = []
+    public var invalidGone: [String] = []
+
+    /// A name git reported that is not valid UTF-8: on disk and taken by `filter`, it is quarantined
+    /// (as a directory walk does); gone, its row goes.
+    mutating func noteInvalid(_ path: GitRepository.Path, root: String, filter: PathFilter) {
+        let escaped = InvalidName.escaped(path.bytes)
+        var info = stat()
+        let raw = Array(root.utf8) + [UInt8(ascii: "/")] + path.bytes + [0]
+        let found = raw.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &info) == 0 }
+        }
+        // Git may report a name twice (the diff and the status): once in the plan.
+        if !found {
+            if !invalidGone.contains(escaped) { invalidGone.append(escaped) }
+        } else if filter.includesFile(escaped), info.st_mode & S_IFMT != S_IFDIR, !invalidNames.contains(escaped) {
+            invalidNames.append(escaped)
+        }
+    }
 }
 
 /// Plans a git-mode run: `git diff` from the bookmark to the pin plus what `git status` shows,
@@ -48,9 +68,11 @@ public struct GitPlanner: Sendable {
         let store = RunStore(schema: schema)
         let source = try await store.source(sourceID, on: c)
         let bookmark = source?.mode == "git" ? source?.bookmark : nil
-        // A long path's row holds a stand-in key, not a path to replan: it stays until git lists the path again.
+        // A long path's row holds a stand-in key, and an invalid name's an escaped spelling, not a
+        // path to replan: each stays until git lists the path again.
         let failed = try await c.query("""
-            SELECT path FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) AND reason <> \(LongPath.reason)
+            SELECT path FROM \(unescaped: schema.failures)
+             WHERE source_id = \(sourceID) AND reason <> \(LongPath.reason) AND reason <> \(InvalidName.reason)
             """).map { try $0.decode(String.self, 0) }
 
         let (pin, reachable) = try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
@@ -123,12 +145,12 @@ public struct GitPlanner: Sendable {
         var candidates = Candidates()
         try repo.changedPaths(from: bookmark, to: pin) { path, inPin in
             plan.listed += 1
-            guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
+            guard let name = path.name else { return plan.noteInvalid(path, root: repo.root, filter: filter) }
             candidates.note(name, inPin ? [.committed, .inPin] : .committed)
         }
         try repo.statusPaths { path, status in
             plan.listed += 1
-            guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
+            guard let name = path.name else { return plan.noteInvalid(path, root: repo.root, filter: filter) }
             switch status {
             case .untracked: candidates.note(name, [.shown, .untracked])
             case .tracked: candidates.note(name, [.shown, .indexed])
@@ -170,7 +192,7 @@ public struct GitPlanner: Sendable {
         var planned = Set<ExactPath>()
         try repo.listFiles { path in
             plan.listed += 1
-            guard let name = path.name else { return plan.invalidNames.append(path.lossy) }
+            guard let name = path.name else { return plan.noteInvalid(path, root: repo.root, filter: filter) }
             guard filter.includesFile(name), name.utf8.last != UInt8(ascii: "/") else { return }
             var info = stat()
             let exists = lstat(repo.root + "/" + name, &info) == 0

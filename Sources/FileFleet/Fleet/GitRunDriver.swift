@@ -14,20 +14,26 @@ extension RunDriver {
         // Paths too long to be keys (SPEC §6.11): on disk, quarantined under a stand-in key; gone,
         // their quarantine row leaves.
         let (fits, longKeys, longGone) = LongPath.setAside(planned.paths, root: root)
-        planned.paths = fits + longKeys
+        // Names that are not valid UTF-8 are planned and quarantined as a directory walk's are.
+        planned.paths = fits + longKeys + planned.invalidNames
+        // The worktree paths are keys too; a long one is found again by `git status` while it is there.
+        planned.worktree.removeAll { $0.utf8.count > LongPath.maxBytes }
         for key in longKeys { log.event("quarantined", ["reason": LongPath.reason, "path": key]) }
         let plan = planned
         if plan.full {
             try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
         }
         if plan.paths.count > options.directMax { workers.start() }  // their group join overlaps storing the plan
-        for name in plan.invalidNames { log.event("skipped", ["reason": "invalid_name", "path": name]) }
+        for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
         let run = try await db { c in
             try await lease.fenced(on: c) { c in
                 let run = try await planner.createRun(plan, sourceID: sourceID, token: lease.token, maxFileBytes: options.maxFileBytes,
                                                       maxAttempts: options.maxAttempts, on: c)
-                try await Quarantine(schema: settings.schema)
-                    .recordLongPaths(longKeys, gone: longGone, run: run.id, sourceID: sourceID, on: c)
+                let quarantine = Quarantine(schema: settings.schema)
+                try await quarantine.recordLongPaths(longKeys, gone: longGone, run: run.id, sourceID: sourceID, on: c)
+                // A full listing sees every name; a diff only the changed ones.
+                try await quarantine.recordInvalidNames(plan.invalidNames, gone: plan.full ? nil : plan.invalidGone,
+                                                        run: run.id, sourceID: sourceID, on: c)
                 return run
             }
         }

@@ -10,8 +10,12 @@ struct Quarantine: Sendable {
 
     /// Call inside the lease's fenced transaction that created `run`, with the escaped names it planned.
     /// Quarantined names no longer seen (renamed or deleted) leave `failures`.
-    func recordInvalidNames(_ names: [String], run: Int64, sourceID: String, on c: PostgresConnection) async throws {
-        try await record(names, reason: InvalidName.reason, message: InvalidName.message, run: run, sourceID: sourceID, on: c)
+    /// With `gone` (git mode's diff, which sees only what changed), only those rows leave.
+    func recordInvalidNames(_ names: [String], gone: [String]? = nil, run: Int64, sourceID: String,
+                            on c: PostgresConnection) async throws {
+        if let gone { try await delete(gone, reason: InvalidName.reason, sourceID: sourceID, on: c) }
+        try await record(names, reason: InvalidName.reason, message: InvalidName.message, run: run, sourceID: sourceID,
+                         sweep: gone == nil, on: c)
     }
 
     /// Stand-in keys (`LongPath.key`) of paths too long to be keys. A directory walk sees every
@@ -22,12 +26,23 @@ struct Quarantine: Sendable {
     }
 
     func recordLongPaths(_ keys: [String], gone: [String], run: Int64, sourceID: String, on c: PostgresConnection) async throws {
-        try await c.execute("""
-            DELETE FROM \(unescaped: schema.failures)
-             WHERE source_id = \(sourceID) AND reason = \(LongPath.reason) AND path = ANY(\(gone)::text[])
-            """)
+        try await delete(gone, reason: LongPath.reason, sourceID: sourceID, on: c)
         try await record(keys, reason: LongPath.reason, message: LongPath.message, run: run, sourceID: sourceID,
                          sweep: false, on: c)
+    }
+
+    private func delete(_ paths: [String], reason: String, sourceID: String, on c: PostgresConnection) async throws {
+        guard !paths.isEmpty else { return }
+        try await c.execute("""
+            DELETE FROM \(unescaped: schema.failures)
+             WHERE source_id = \(sourceID) AND reason = \(reason) AND path = ANY(\(paths)::text[])
+            """)
+    }
+
+    /// Directories a walk could not list. Rows of directories it lists again (or no longer sees) leave.
+    func recordUnreadableDirectories(_ paths: [String], run: Int64, sourceID: String, on c: PostgresConnection) async throws {
+        try await record(paths, reason: UnreadableDirectory.reason, message: UnreadableDirectory.message, run: run,
+                         sourceID: sourceID, on: c)
     }
 
     /// Quarantines `names` with `reason`, and lets rows of that reason no longer seen leave.
@@ -84,4 +99,14 @@ enum LongPath {
         while end > 0, end < bytes.count, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // a UTF-8 boundary
         return String(decoding: bytes[..<end], as: UTF8.self) + "…" + SHA256.hex(bytes)
     }
+}
+
+/// A directory of the source that exists but cannot be listed (permission denied): what is under
+/// it cannot be seen, so it is quarantined as one entry, under its own relative path, until a walk
+/// can list it. Stored documents under it stay as they are (their files are planned, and fail
+/// `unreadable` if they cannot be read either).
+enum UnreadableDirectory {
+    static let reason = "unreadable_directory"
+    static let message = "unreadable_directory: the directory cannot be listed (permission denied), so nothing under it "
+        + "can be imported; give the importing user read and search permission on it"
 }

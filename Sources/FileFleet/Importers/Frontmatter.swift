@@ -97,24 +97,42 @@ enum Frontmatter {
     }
 
     /// An upper bound on the nesting depth of any YAML text, from cheap counts: block collections nest
-    /// only by indentation and the `-`, `?`, `:` indicators of a line, flow collections only by `[` and `{`.
+    /// only by indentation and the `-`, `?`, `:` indicators of a line (each followed by a blank or
+    /// the line's end: `12:00`, `a-b` and `---` nest nothing), flow collections only by `[` and `{`
+    /// (each may open an implicit single-pair mapping too, hence twice). Closing brackets count only
+    /// in a text without quotes, where nothing can hide one from this count but a comment, which is
+    /// skipped; with quotes, every opening bracket counts.
     static func nestingBound(_ yaml: UnsafeBufferPointer<UInt8>) -> Int {
+        let quoted = yaml.contains(UInt8(ascii: "\"")) || yaml.contains(UInt8(ascii: "'"))
+        func isBlank(_ i: Int) -> Bool { i >= yaml.count || yaml[i] == 0x20 || yaml[i] == 0x09 || yaml[i] == 0x0a || yaml[i] == 0x0d }
         var bound = 0
-        var brackets = 0
+        var depth = 0, opened = 0
         var i = 0
         while i < yaml.count {
             var indent = 0
             while i < yaml.count, yaml[i] == 0x20 || yaml[i] == 0x09 { indent += 1; i += 1 }
             var indicators = 0
-            while i < yaml.count, yaml[i] != 0x0a {
+            var deepest = depth
+            var afterBlank = true
+            line: while i < yaml.count, yaml[i] != 0x0a {
                 switch yaml[i] {
-                case UInt8(ascii: "-"), UInt8(ascii: "?"), UInt8(ascii: ":"): indicators += 1
-                case UInt8(ascii: "["), UInt8(ascii: "{"): brackets += 1
+                case UInt8(ascii: "-"), UInt8(ascii: "?"), UInt8(ascii: ":"):
+                    if isBlank(i + 1) { indicators += 1 }
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    depth += 1
+                    opened += 1
+                    deepest = max(deepest, depth)
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    if !quoted { depth = max(0, depth - 1) }
+                case UInt8(ascii: "#") where afterBlank && !quoted:
+                    while i < yaml.count, yaml[i] != 0x0a { i += 1 }
+                    break line
                 default: break
                 }
+                afterBlank = isBlank(i)
                 i += 1
             }
-            bound = max(bound, 2 * (indent + indicators + 2) + brackets + 1)
+            bound = max(bound, 2 * (indent + indicators + 2) + 2 * (quoted ? opened : deepest) + 1)
             i += 1
         }
         return bound

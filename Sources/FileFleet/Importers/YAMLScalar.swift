@@ -124,6 +124,9 @@ enum YAMLScalar {
         return String(decoding: b[i...].filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)
     }
 
+    /// Digits of the longest integer kept as a JSON number.
+    static let maxDigits = 1000
+
     static func int(_ b: [UInt8], kind: IntKind) -> JSONValue? {
         let s = signLength(b)
         let negative = s == 1 && b[0] == UInt8(ascii: "-")
@@ -137,7 +140,9 @@ enum YAMLScalar {
         case .decimal:
             let text = digits(b, from: s)
             if let value = Int64(text) { return .number(String(negative ? -value : value)) }
-            // Longer than Int64: still an exact JSON number, jsonb keeps it as numeric.
+            // Longer than Int64: still an exact JSON number, jsonb keeps it as numeric, up to a
+            // length no real value has; longer (numeric refuses past 131,072 digits) it is text (SPEC §5).
+            guard text.utf8.count <= maxDigits else { return .string(String(decoding: b, as: UTF8.self)) }
             return .number((negative ? "-" : "") + text)
         case .sexagesimal:
             var value: Int64 = 0
