@@ -88,6 +88,10 @@ public struct KafkaConfiguration: Sendable {
             ("fetch.wait.max.ms", "100"),
             ("queued.max.messages.kbytes", "1024"),
             ("queued.min.messages", "100"),
+            // A subscribed topic that comes back (a broker restart lost it, the coordinator made it
+            // again) is seen within seconds, not librdkafka's 5 minutes: the group's leader then
+            // rebalances it onto its members without any of them leaving.
+            ("topic.metadata.refresh.interval.ms", "5000"),
         ]
     }
 

@@ -75,6 +75,18 @@ import TestSupport
             print("broker restarts: \(dead.count) worker crashes: \(dead.map { $0.exitStatus.map(String.init) ?? "-" })")
             #expect(dead.isEmpty, "workers died (139: SIGSEGV; is librdkafka patched? run scripts/setup): \(dead.map(\.transcript))")
 
+            // No two workers left the group together: members that leave within ~5 s of each other
+            // can leave a Tansu group stuck in rebalance for good (SPEC §9.1). Both workers lose their
+            // partitions at the same instant of a restart; they used to rejoin 0.1 s apart, and
+            // then neither got a partition again (the run never completed).
+            let everyWorker = supervised.workers.withLock { $0 } + dead
+            let rejoins = everyWorker.flatMap { worker in Self.times(of: "rejoining", in: worker.stderr).map { ($0, worker.pid) } }
+                .sorted { $0.0 < $1.0 }
+            for (a, b) in zip(rejoins, rejoins.dropFirst()) where a.1 != b.1 {
+                #expect(b.0.timeIntervalSince(a.0) >= 5, "workers \(a.1) and \(b.1) rejoined \(b.0.timeIntervalSince(a.0)) s apart")
+            }
+            print("broker restarts: \(rejoins.count) rejoins by workers")
+
             // The workers take the next sync's work: they got partitions again.
             for i in 0..<40 { try tree.write("d0/new-\(i).md", "# new \(i)\n") }
             let next = try fleet.sync("next", tree, ["--stall-window", "5"])
@@ -91,6 +103,18 @@ import TestSupport
         }
         await fleet.shutdown()
         try await broker.stop()
+    }
+}
+
+extension BrokerRestartTests {
+    /// When each `event=<event>` line of a process's log was written.
+    static func times(of event: String, in log: String) -> [Date] {
+        let format = ISO8601DateFormatter()
+        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return log.split(separator: "\n").filter { $0.contains(" event=\(event) ") || $0.hasSuffix(" event=\(event)") }
+            .compactMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("time=") }.flatMap { format.date(from: String($0.dropFirst(5))) }
+            }
     }
 }
 

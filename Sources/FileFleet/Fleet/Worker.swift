@@ -144,7 +144,7 @@ public final class Worker: Sendable {
             } else {
                 polled = try await consumer.poll(maxMessages: options.batchSize, timeout: options.batchWait)
             }
-            if unassigned.due(assigned: !consumer.assignment.isEmpty), try await shouldRejoin() {
+            if unassigned.due(assigned: !consumer.assignment.isEmpty), try await shouldRejoin(pool) {
                 throw Rejoin(description: "no partitions while the topic is missing or every live worker should have some")
             }
             guard !polled.isEmpty else { continue }
@@ -272,17 +272,31 @@ public final class Worker: Sendable {
     }
 
     /// A group that formed while its topic was missing (a broker restart loses it) is assigned
-    /// nothing, and the group's leader only notices the topic again at its next metadata refresh
-    /// (minutes): a worker without partitions rejoins when the topic is gone, or when the live
-    /// workers are no more than the partitions (so it should have some). Surplus workers stay.
-    private func shouldRejoin() async throws -> Bool {
+    /// nothing, and the group's leader only notices the topic again at its next metadata refresh:
+    /// a worker without partitions rejoins when the topic is gone, or when the live workers are no
+    /// more than the partitions (so it should have some). Surplus workers stay.
+    ///
+    /// One worker of a group at a time: it takes the group's rejoin slot, a lease that is never
+    /// released and lapses after twice the session timeout (10 s at least). Workers that lost their
+    /// partitions together would otherwise all leave together, and members that leave a group
+    /// together can leave it stuck in rebalance for good (Tansu does, SPEC §9.1; seen after a
+    /// broker restart: both workers of a fleet left within 0.1 s, and neither got a partition
+    /// again). One member's rejoin rebalances the others anyway.
+    private func shouldRejoin(_ pool: PostgresPool) async throws -> Bool {
         let admin = try KafkaAdmin(configuration: settings.kafka)
-        guard let partitions = try? await admin.partitionCount(settings.topic) else { return true }
-        let store = RunStore(schema: settings.schema)
-        let pool = PostgresPool(url: settings.postgresURL, maxConnections: 1, acquireTimeout: .seconds(10))
-        defer { Task { await pool.close() } }
-        guard let live = try? await pool.withConnection({ c in try await store.liveWorkers(on: c) }) else { return false }
-        return live <= partitions
+        if let partitions = try? await admin.partitionCount(settings.topic) {
+            let store = RunStore(schema: settings.schema)
+            guard let live = try? await pool.withConnection({ c in try await store.liveWorkers(on: c) }),
+                  live <= partitions else { return false }
+        }
+        let spacing = max(Duration.seconds(10), settings.kafka.sessionTimeout * 2)
+        let slot = LeaseStore(schema: settings.schema)
+        let taken = try? await pool.withConnection { c in
+            try await slot.acquire("rejoin:" + settings.group, holder: id,
+                                   timing: LeaseTiming(heartbeat: spacing, ttl: spacing, grace: .zero), on: c)
+        }
+        if taken == nil { log.event("rejoin_deferred", ["reason": "another worker of the group rejoined within \(Int(spacing.seconds)) s"]) }
+        return taken != nil
     }
 
     /// Returns once the topic exists (or a stop was requested), creating it if this worker comes
