@@ -186,6 +186,48 @@ import TestSupport
                 "\(doc.frontmatterJSON?.prefix(80) ?? "nil")")
     }
 
+    /// Files a run's filter leaves out (an exclude added, an include narrowed) kept their rows in
+    /// directory mode: planned as gone, found on disk by the worker and counted unchanged. Git mode
+    /// removed them already. Now their rows go, checkpointed `deleted`, and come back without the filter.
+    @Test func filesTheFilterNoLongerTakesLoseTheirRows() async throws {
+        let fleet = try await HostileFleet()
+        let tree = try HostileBase("refiltered")
+        let files = ["a.md", "b.txt", "sub/c.md", "sub/deep/d.md", "keep/e.md"]
+        for name in files { try tree.write(name, "# \(name)\n") }
+        func sync(includes: [String] = [], excludes: [String] = []) async throws -> SyncSummary {
+            var options = SyncOptions()
+            options.sourceID = "refiltered"
+            options.workers = 2
+            options.includes = includes
+            options.excludes = excludes
+            options.pollInterval = .milliseconds(200)
+            return try await Coordinator(settings: fleet.settings()).sync(tree.root, options: options)
+        }
+        func stored() async throws -> Set<String> { Set(try await fleet.documents().all.map(\.path)) }
+        let all = try await sync()
+        #expect(all.status == .completed && all.imported == 5, "\(all.json())")
+
+        let excluded = try await sync(excludes: ["*.txt", "sub"])
+        #expect(excluded.status == .completed && excluded.deleted == 3, "\(excluded.json())")
+        #expect(try await stored() == ["a.md", "keep/e.md"])
+
+        let narrowed = try await sync(includes: ["keep/*"])
+        #expect(narrowed.status == .completed && narrowed.deleted == 1, "\(narrowed.json())")
+        #expect(try await stored() == ["keep/e.md"])
+
+        let again = try await sync()
+        #expect(again.status == .completed && again.imported == 4, "\(again.json())")
+        #expect(try await stored() == Set(files))
+    }
+
+    @Test func aFilterTakesAPathOnlyIfTheWalkReachesIt() {
+        let filter = PathFilter(excludes: ["sub", "*.tmp"])
+        #expect(filter.takes("a.md") && filter.takes("other/sub.md"))
+        #expect(!filter.takes("sub/c.md") && !filter.takes("sub/deep/d.md") && !filter.takes("x/y.tmp"))
+        #expect(!PathFilter().takes(".hidden/a.md") && !PathFilter().takes("a/.b.md"))
+        #expect(PathFilter(includes: [".hidden/a.md"]).takes(".hidden/a.md"))
+    }
+
     static func bindSocket(at path: String) throws {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

@@ -202,6 +202,7 @@ struct RunDriver: Sendable {
                     let run = try await store.createRun(sourceID: sourceID, staged: plan, token: lease.token,
                                                         maxFileBytes: options.maxFileBytes,
                                                         maxAttempts: options.maxAttempts, on: c)
+                    try await planner.remove(plan, run: run.id, sourceID: sourceID, on: c)
                     try await Quarantine(schema: settings.schema)
                         .recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
                     try await Quarantine(schema: settings.schema)

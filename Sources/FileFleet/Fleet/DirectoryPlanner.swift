@@ -11,7 +11,7 @@ import Synchronization
 /// `DirectoryPlanner.touch` reads for the mtimes to refresh. These are what it counted.
 public struct DirectoryPlan: Sendable {
     /// The session's table of the plan: `path`, `action` (`new`, `changed`, `gone`, `failed`,
-    /// `quarantined`: planned; `touch`: unchanged content, mtime to refresh), and the file's
+    /// `quarantined`, `removed`: planned; `touch`: unchanged content, mtime to refresh), and the file's
     /// `size` and `mtime` where it is on disk.
     public static let table = "pg_temp.filefleet_plan"
     public var listed = 0
@@ -102,6 +102,7 @@ public struct DirectoryPlanner: Sendable {
              WHERE f.source_id = \(sourceID) AND f.reason <> ALL(\(quarantinable)::text[])
                AND NOT EXISTS (SELECT 1 FROM \(unescaped: DirectoryPlan.table) p WHERE p.path = f.path AND p.action <> 'touch')
             """)
+        try await markRemoved(filter: filter, on: c)
         plan.invalidNames = try await addQuarantined(plan.invalidNames, on: c)
         plan.longPaths = try await addQuarantined(plan.longPaths, on: c)
         plan.unreadableDirectories = try await addQuarantined(plan.unreadableDirectories, on: c)
@@ -112,7 +113,7 @@ public struct DirectoryPlanner: Sendable {
             let n = try row.decode(Int.self, 1)
             switch try row.decode(String.self, 0) {
             case "touch": plan.touched = n
-            case "gone": plan.deletions = n; plan.planned += n
+            case "gone", "removed": plan.deletions += n; plan.planned += n
             default: plan.planned += n
             }
         }
@@ -129,6 +130,24 @@ public struct DirectoryPlanner: Sendable {
                SET mtime = p.mtime
               FROM \(unescaped: DirectoryPlan.table) p
              WHERE p.action = 'touch' AND d.source_id = \(sourceID) AND d.path = p.path
+            """)
+    }
+
+    /// Deletes the rows of files that no longer belong to the source although they may still be on
+    /// disk (excluded or hidden by this run's filter), and checkpoints them `deleted`: a worker would
+    /// find the file and import it again. Call inside the fenced transaction that created `run`.
+    public func remove(_ plan: DirectoryPlan, run: Int64, sourceID: String, on c: PostgresConnection) async throws {
+        try await c.execute("""
+            DELETE FROM \(unescaped: schema.documents) d USING \(unescaped: DirectoryPlan.table) p
+             WHERE p.action = 'removed' AND d.source_id = \(sourceID) AND d.path = p.path
+            """)
+        try await c.execute("""
+            DELETE FROM \(unescaped: schema.failures) f USING \(unescaped: DirectoryPlan.table) p
+             WHERE p.action = 'removed' AND f.source_id = \(sourceID) AND f.path = p.path
+            """)
+        try await c.execute("""
+            INSERT INTO \(unescaped: schema.checkpoints) (run_id, path, outcome, worker)
+            SELECT \(run), path, 'deleted', 'coordinator' FROM \(unescaped: DirectoryPlan.table) WHERE action = 'removed'
             """)
     }
 
@@ -223,6 +242,30 @@ public struct DirectoryPlanner: Sendable {
                     """)
             }
             try await c.execute("DROP TABLE pg_temp.filefleet_verdict")
+        }
+    }
+
+    /// Stored documents (and failed paths) the listing lacks because this run's filter leaves them
+    /// out (an exclude added, an include narrowed, a hidden file no longer included) become
+    /// `removed`: their rows go although the files are there. A page at a time.
+    private func markRemoved(filter: PathFilter, on c: PostgresConnection) async throws {
+        try await c.withTransaction { c in
+            try await c.execute("""
+                DECLARE gone NO SCROLL CURSOR FOR
+                SELECT path FROM \(unescaped: DirectoryPlan.table) WHERE action IN ('gone', 'failed')
+                """)
+            while true {
+                let rows = try await c.query("FETCH 5000 FROM gone")
+                if rows.isEmpty { break }
+                let removed = try rows.map { try $0.decode(String.self, 0) }.filter { !filter.takes($0) }
+                guard !removed.isEmpty else { continue }
+                // The cursor reads the snapshot it was declared in: these updates do not move it.
+                try await c.execute("""
+                    UPDATE \(unescaped: DirectoryPlan.table) SET action = 'removed'
+                     WHERE action IN ('gone', 'failed') AND path = ANY(\(removed)::text[])
+                    """)
+            }
+            try await c.execute("CLOSE gone")
         }
     }
 

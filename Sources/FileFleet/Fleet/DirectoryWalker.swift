@@ -34,6 +34,18 @@ public struct PathFilter: Sendable {
         return includes.contains { RelativePath.hasPrefix($0, directory + "/") || Self.matches($0, directory) }
     }
 
+    /// Whether a walk with this filter lists `path`: every directory on its way is descended into,
+    /// and the file is included.
+    public func takes(_ path: String) -> Bool {
+        guard includesFile(path) else { return false }
+        var directory = Substring(path)
+        while let slash = directory.lastIndex(of: "/") {
+            directory = directory[..<slash]
+            if !descendsInto(String(directory)) { return false }
+        }
+        return true
+    }
+
     /// Whether a component starts with `.`: byte-wise, like everything about paths, and without
     /// splitting (the walk asks this of every file).
     static func isHidden(_ path: String) -> Bool {
