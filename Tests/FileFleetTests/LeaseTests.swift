@@ -324,7 +324,10 @@ import TestSupport
         let largest = gaps.max() ?? .zero
         print("lease heartbeat under CPU saturation: \(instants.count) beats in \(seconds) s, largest gap \(largest) (interval \(interval))")
         #expect(instants.count >= Int(seconds / 0.2) - 2)
-        #expect(largest < interval * 2)
+        // A beat that waited on the saturated cooperative pool would miss the whole saturation
+        // (gaps of seconds). Three intervals leave room for the scheduler of a 2-core box that
+        // also runs the other suites and the server the beat writes to (CI saw 0.47 s once).
+        #expect(largest < interval * 3)
     }
 }
 
