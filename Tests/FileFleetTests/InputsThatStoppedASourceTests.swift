@@ -303,3 +303,30 @@ extension GitModeTests {
         guard moved == 0 else { throw POSIXError(.EIO) }
     }
 }
+
+extension GitModeTests {
+    /// A tracked link's row kept its target's old bytes when only the target changed: the diff and
+    /// the status name the target, never the link. Stored links are looked at by every run now.
+    @Test func gitLinkRowFollowsItsTargetWhenOnlyTheTargetChanges() async throws {
+        try repo.write("notes/target.md", "v1\n")
+        try FileManager.default.createSymbolicLink(atPath: repo.root + "/link.md", withDestinationPath: "notes/target.md")
+        try repo.commit("a link")
+        _ = try await sync()
+        #expect(try await documents()["link.md"] == SHA256.hex(Array("v1\n".utf8)))
+
+        try repo.write("notes/target.md", "version two, longer\n")
+        try repo.commit("the target changes")
+        let committed = try await sync()
+        #expect(committed.status == .completed && committed.imported == 2, "\(committed.json())")
+        try await expectTableEqualsWorkTree()
+
+        // Uncommitted, with the same size: found by the target's mtime.
+        try await Task.sleep(for: .milliseconds(20))
+        try repo.write("notes/target.md", "version six, longer\n")
+        let edited = try await sync()
+        #expect(edited.imported == 2, "\(edited.json())")
+        try await expectTableEqualsWorkTree()
+        let quiet = try await sync()
+        #expect(quiet.planned == 0, "\(quiet.json())")
+    }
+}

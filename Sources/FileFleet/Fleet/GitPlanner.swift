@@ -89,8 +89,14 @@ public struct GitPlanner: Sendable {
             }
         }
         let previous = try await store.lastWorktreePaths(sourceID: sourceID, on: c)
+        // A tracked link whose target changed is in neither the diff nor the status: each stored
+        // one is looked at again (its target's size and mtime, as the directory walk does).
+        let links = try await GitRepository.withRepository(root: root, timeout: timeout) { try $0.trackedSymlinks() }
+        let storedLinks = links.isEmpty ? [] : try await c.query("""
+            SELECT path FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID) AND path = ANY(\(links)::text[])
+            """).map { try $0.decode(String.self, 0) }
         var plan = try await GitRepository.withRepository(root: root, timeout: timeout) { repo in
-            try Self.incrementalPlan(repo, from: bookmark, pin: pin, filter: filter, extra: previous + failed)
+            try Self.incrementalPlan(repo, from: bookmark, pin: pin, filter: filter, extra: previous + failed + storedLinks)
         }
         let pending = plan.paths.filter { !plan.committed.contains(ExactPath($0)) }
         let unchanged = try await unchangedPaths(pending, sourceID: sourceID, root: root, failed: Set(failed.map(ExactPath.init)), on: c)
@@ -114,7 +120,8 @@ public struct GitPlanner: Sendable {
             Set(paths.map(ExactPath.init).filter { path in
                 guard !failed.contains(path), let row = known[path] else { return false }
                 var info = stat()
-                return lstat(root + "/" + path.path, &info) == 0 && Self.isUnchanged(info, stored: row)
+                // Through a link: its row holds the target's size and mtime.
+                return stat(root + "/" + path.path, &info) == 0 && Self.isUnchanged(info, stored: row)
             })
         }
     }
@@ -198,7 +205,9 @@ public struct GitPlanner: Sendable {
             let exists = lstat(repo.root + "/" + name, &info) == 0
             if exists && info.st_mode & S_IFMT == S_IFDIR { return }
             let row = leftover.removeValue(forKey: ExactPath(name))
-            if exists, let row, !failedSet.contains(ExactPath(name)), isUnchanged(info, stored: row) {
+            var target = stat()  // through a link: its row holds the target's size and mtime
+            if exists, stat(repo.root + "/" + name, &target) == 0, let row, !failedSet.contains(ExactPath(name)),
+               isUnchanged(target, stored: row) {
                 return  // unchanged since it was imported
             }
             if planned.insert(ExactPath(name)).inserted { plan.paths.append(name) }

@@ -111,6 +111,18 @@ public struct GitRepository: Sendable {
         try run(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]) { field in try each(Path(field)) }
     }
 
+    /// The symbolic links the index holds (mode 120000), valid UTF-8 names only.
+    func trackedSymlinks() throws -> [String] {
+        var links: [String] = []
+        // `<mode> <object> <stage>\t<path>`
+        try run(["ls-files", "-z", "--stage"]) { field in
+            guard field.starts(with: Array("120000 ".utf8)), let tab = field.firstIndex(of: UInt8(ascii: "\t")),
+                  let name = Path(field[(tab + 1)...]).name else { return }
+            links.append(name)
+        }
+        return links
+    }
+
     /// Which of `paths` the index holds, from one pass over `git ls-files`: linear in the index,
     /// where `git check-ignore` reads the whole index once for every path it is given.
     func tracked(among paths: Set<ExactPath>) throws -> Set<ExactPath> {
