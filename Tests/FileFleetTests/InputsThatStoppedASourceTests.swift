@@ -220,6 +220,28 @@ import TestSupport
         #expect(try await stored() == Set(files))
     }
 
+    /// A link to a file whose name is not valid UTF-8: the walk lists the link (its target is a
+    /// file), and the reader, which decoded the target lossily, found nothing and called it gone:
+    /// in neither table. Now it is quarantined, saying why.
+    @Test func aLinkToANameThatIsNotUTF8IsQuarantinedNotLost() async throws {
+        let fleet = try await HostileFleet()
+        let tree = try HostileBase("link-to-bad-name")
+        let bad: [UInt8] = Array("bad".utf8) + [0xff] + Array(".md".utf8)
+        try tree.rawFile(bad, "# behind a bad name\n")
+        let made = (bad + [0]).withUnsafeBufferPointer {
+            $0.withMemoryRebound(to: CChar.self) { symlink($0.baseAddress!, tree.root + "/link.md") }
+        }
+        #expect(made == 0)
+        try tree.write("plain.md", "# plain\n")
+        let summary = try await fleet.sync(tree.root, sourceID: "bad-target", maxAttempts: 1)
+        #expect(summary.status == .completed_with_failures, "\(summary.json())")
+        let failures = try await fleet.failures("bad-target")
+        #expect(failures["link.md"]?.reason == "unreadable", "\(failures)")
+        #expect(failures["link.md"]?.message.contains("not valid UTF-8") == true, "\(failures)")
+        #expect(failures[#"bad\xff.md"#]?.reason == InvalidName.reason, "\(failures)")
+        #expect(try await fleet.documents()["plain.md"] != nil)
+    }
+
     @Test func aFilterTakesAPathOnlyIfTheWalkReachesIt() {
         let filter = PathFilter(excludes: ["sub", "*.tmp"])
         #expect(filter.takes("a.md") && filter.takes("other/sub.md"))

@@ -146,7 +146,10 @@ private struct Walk {
                        out.count - 1)
         }
         guard n >= 0 else { throw FileReader.failure(errno: errno) }
-        let target = String(decoding: buffer[..<n], as: UTF8.self)
+        // A target this reader cannot spell (it opens by name): said, not taken for a missing file.
+        guard let target = String(validating: buffer[..<n], as: UTF8.self) else {
+            throw .unreadable("a symlink on the way points to a name that is not valid UTF-8")
+        }
         guard !target.isEmpty else { throw .vanished }
         if target.utf8.first == UInt8(ascii: "/") {
             guard let inside = Self.insideRoot(target, root: root) else { throw .escapesRoot }
