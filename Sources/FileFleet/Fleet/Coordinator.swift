@@ -203,12 +203,11 @@ struct RunDriver: Sendable {
                                                         maxFileBytes: options.maxFileBytes,
                                                         maxAttempts: options.maxAttempts, on: c)
                     try await planner.remove(plan, run: run.id, sourceID: sourceID, on: c)
-                    try await Quarantine(schema: settings.schema)
-                        .recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
-                    try await Quarantine(schema: settings.schema)
-                        .recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
-                    try await Quarantine(schema: settings.schema)
-                        .recordUnreadableDirectories(plan.unreadableDirectories, run: run.id, sourceID: sourceID, on: c)
+                    let quarantine = Quarantine(schema: settings.schema)
+                    try await quarantine.recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
+                    try await quarantine.recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
+                    try await quarantine.recordUnreadableDirectories(plan.unreadableDirectories, run: run.id,
+                                                                     sourceID: sourceID, on: c)
                     return run
                 }
                 try await planner.discard(on: c)
