@@ -88,6 +88,11 @@ public struct KafkaConfiguration: Sendable {
             ("fetch.wait.max.ms", "100"),
             ("queued.max.messages.kbytes", "1024"),
             ("queued.min.messages", "100"),
+            // Past those thresholds librdkafka fetches a partition again only after this long
+            // (default 1 s): with a queue this short, a busy worker drained a partition and then
+            // waited for it. 10 ms: the 60,000 paths a 100k run publishes were imported at 14,300
+            // files/s instead of 10,700.
+            ("fetch.queue.backoff.ms", "10"),
             // A subscribed topic that comes back (a broker restart lost it, the coordinator made it
             // again) is seen within seconds, not librdkafka's 5 minutes: the group's leader then
             // rebalances it onto its members without any of them leaving.

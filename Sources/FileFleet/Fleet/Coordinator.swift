@@ -162,17 +162,24 @@ struct RunDriver: Sendable {
     func drive(sourceID: String, root: String, mode: String) async throws -> SyncSummary {
         let workers = InProcessWorkers(count: options.workers, settings: settings, options: WorkerOptions.inProcess(options),
                                        log: log.child("worker"), metrics: metrics)
+        let producer = ProducerWarmup(configuration: settings.kafka)
         do {
-            let summary = try await drive(sourceID: sourceID, root: root, mode: mode, workers: workers)
+            let summary = try await drive(sourceID: sourceID, root: root, mode: mode, workers: workers, producer: producer)
             await workers.stop()  // started for a plan that turned out to need none of them
+            await producer.close()
             return summary
         } catch {
             await workers.stop()
+            await producer.close()
             throw error
         }
     }
 
-    private func drive(sourceID: String, root: String, mode: String, workers: InProcessWorkers) async throws -> SyncSummary {
+    private func drive(sourceID: String, root: String, mode: String, workers: InProcessWorkers,
+                       producer: ProducerWarmup) async throws -> SyncSummary {
+        // Once a run is sure to go through Kafka, its workers join their group and its producer
+        // gets ready while the plan is stored.
+        let needsKafka: @Sendable () -> Void = { workers.start(); producer.start() }
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode)
         let since = try await db { c in try await store.databaseNow(on: c) }
         let run: RunRecord
@@ -184,7 +191,7 @@ struct RunDriver: Sendable {
             log.event("resume", ["run": String(run.id), "source": sourceID, "planned": String(run.planned)])
             try await db { c in try await store.recordStop(nil, run: run.id, on: c) }
         } else if mode == "git" {
-            run = try await planGitRun(sourceID: sourceID, root: root, full: discarded, workers: workers)
+            run = try await planGitRun(sourceID: sourceID, root: root, full: discarded, large: needsKafka)
         } else {
             let planner = DirectoryPlanner(schema: settings.schema)
             // Planned and stored on one connection: the plan is staged in a table of its session.
@@ -193,7 +200,7 @@ struct RunDriver: Sendable {
                 // Workers start as soon as the run is sure to need them: their group join overlaps the planning.
                 let plan = try await planner.plan(sourceID: sourceID, root: root,
                                                   filter: PathFilter(includes: options.includes, excludes: options.excludes),
-                                                  largeAbove: options.directMax, large: workers.start, on: c, counting: pool)
+                                                  largeAbove: options.directMax, large: needsKafka, on: c, counting: pool)
                 try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
                 let storing = ContinuousClock.now
                 let run = try await lease.fenced(on: c) { c in
@@ -239,6 +246,7 @@ struct RunDriver: Sendable {
             try await importDirectly(run, banked: banked, resumed: summary.resumed)
         } else if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
+            producer.start()  // a resumed run: ready by the time the direct import hands over
             try await workers.serving { [resumed = summary.resumed] in
                 // In-process workers take seconds to join their group, and after a kill as long as
                 // the session timeout (the dead members must expire first): meanwhile the
@@ -248,7 +256,7 @@ struct RunDriver: Sendable {
                     ? try await importDirectly(run, banked: banked, resumed: resumed, while: { workers.joining })
                     : banked
                 guard done < run.planned else { return }
-                try await publishUntilDelivered(run)
+                try await publishUntilDelivered(run, producer: producer.take())
                 try await waitForCompletion(run, resumed: done)
             }
         }
@@ -344,12 +352,14 @@ struct RunDriver: Sendable {
     /// is missing (a restarted broker may have lost it); a failed one is logged and retried after
     /// 1 s, doubling up to 30 s. Each attempt has a producer of its own: an idempotent producer
     /// whose broker restarted (and forgot its producer id) only times out.
-    func publishUntilDelivered(_ run: RunRecord) async throws {
+    func publishUntilDelivered(_ run: RunRecord, producer ready: KafkaProducer? = nil) async throws {
         var attempt = 0
+        var ready = ready
         while true {
             do {
                 try await KafkaAdmin(configuration: settings.kafka).createTopic(settings.topic, partitions: settings.partitions)
-                let producer = try KafkaProducer(configuration: settings.kafka)
+                let producer = try ready ?? KafkaProducer(configuration: settings.kafka)
+                ready = nil  // a failed attempt's producer is closed; the next one makes its own
                 do {
                     try await publishRemaining(run, producer)
                 } catch {
@@ -407,6 +417,7 @@ struct RunDriver: Sendable {
         let clock = ContinuousClock()
         var lastDone = resumed
         var lastProgress = clock.now
+        var lastCount = clock.now
         var wait = options.pollInterval
         var stallWait = options.stallWindow
         var lastUnconsumed: Int?
@@ -422,6 +433,11 @@ struct RunDriver: Sendable {
             progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
             metrics.setRemaining(run.planned - done, done: done)
             if done >= run.planned { return }
+            // Near the end, ask again when the rest should be done at the rate since the last count
+            // (not before 50 ms): the run's end is seen when it comes, not up to a wait later.
+            let rate = Double(done - lastDone) / max((clock.now - lastCount).seconds, 0.001)
+            lastCount = clock.now
+            if rate > 0 { wait = min(wait, max(.milliseconds(50), .seconds(Double(run.planned - done) / rate))) }
             if done > lastDone {
                 workerless?.reset()
             } else if workerless != nil {

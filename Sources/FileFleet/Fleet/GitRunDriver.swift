@@ -4,8 +4,10 @@ import Foundation
 /// Git mode's part of a sync (SPEC §6.3): planning a run, and deciding whether an open run can go on.
 extension RunDriver {
     /// Plans and stores a new git run. `full` forces the full listing (the previous run was
-    /// discarded). A plan too big to import directly starts `workers` before it is stored.
-    func planGitRun(sourceID: String, root: String, full: Bool = false, workers: InProcessWorkers) async throws -> RunRecord {
+    /// discarded). A plan too big to import directly calls `large` (which starts the workers and
+    /// the producer) before it is stored.
+    func planGitRun(sourceID: String, root: String, full: Bool = false,
+                    large: @Sendable () -> Void) async throws -> RunRecord {
         let planner = GitPlanner(schema: settings.schema)
         let filter = PathFilter(includes: options.includes, excludes: options.excludes)
         var planned = try await db { c in
@@ -23,7 +25,7 @@ extension RunDriver {
         if plan.full {
             try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
         }
-        if plan.paths.count > options.directMax { workers.start() }  // their group join overlaps storing the plan
+        if plan.paths.count > options.directMax { large() }  // the group join overlaps storing the plan
         for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name]) }
         let run = try await db { c in
             try await lease.fenced(on: c) { c in
