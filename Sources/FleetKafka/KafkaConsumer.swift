@@ -145,6 +145,15 @@ public final class KafkaConsumer: Sendable {
         try core.setPaused(partitions, paused: false, handle: handle)
     }
 
+    /// For a consumer about to be closed: a rebalance that revokes its partitions from now on makes
+    /// it leave the group instead of joining it again. Without this, a member whose peer left the
+    /// group just before it closes can have a JoinGroup in flight when `close` sends LeaveGroup;
+    /// a broker answers requests on a connection in order, and Tansu holds a follower's JoinGroup
+    /// for 3 s, so the close waited that long.
+    public func stopRejoining() {
+        core.stopRejoining()
+    }
+
     /// Leaves the group at once (its partitions are revoked, `onRevoke` runs) and destroys the client.
     public func close() async {
         core.requestClose()
@@ -172,6 +181,8 @@ final class ConsumerCore: Sendable {
         var paused: Set<KafkaTopicPartition> = []
         var flowPaused = false
         var closing = false
+        /// Leave the group at the next revocation instead of rejoining it.
+        var leaving = false
         var fatal: KafkaError?
 
         var available: Int {
@@ -244,6 +255,10 @@ final class ConsumerCore: Sendable {
 
     func requestClose() {
         state.withLock { $0.closing = true }
+    }
+
+    func stopRejoining() {
+        state.withLock { $0.leaving = true }
     }
 
     // MARK: API side
@@ -413,6 +428,9 @@ extension ConsumerCore {
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let revoked = Set(partitions)
             let lost = rd_kafka_assignment_lost(rk) != 0
+            // Unsubscribing before the unassign below: once the unassign completes, librdkafka
+            // leaves the group instead of sending JoinGroup.
+            if state.withLock({ $0.leaving && !$0.closing }) { rd_kafka_unsubscribe(rk) }
             state.withLock { s in
                 s.drop(revoked)
                 s.revoking = revoked

@@ -117,6 +117,25 @@ struct FleetKafkaTests {
         await b.close()
     }
 
+    /// A member told to stop rejoining leaves when a peer's departure revokes its partitions,
+    /// so its own close is not held behind a JoinGroup (Tansu answers a follower's after 3 s).
+    @Test func aConsumerThatStopsRejoiningClosesAtOnceAfterItsPeerLeft() async throws {
+        let (configuration, topic) = try await makeTopic(partitions: 4)
+        let group = TestEnvironment.uniqueName("group")
+        let a = try KafkaConsumer(configuration: configuration, group: group, topics: [topic])
+        #expect(await eventually { a.assignment.count == 4 })
+        let b = try KafkaConsumer(configuration: configuration, group: group, topics: [topic])
+        #expect(await eventually { a.assignment.count == 2 && b.assignment.count == 2 })
+        b.stopRejoining()
+        await a.close()
+        #expect(await eventually { b.assignment.isEmpty }, "the peer's departure revokes b's partitions")
+        try await Task.sleep(for: .milliseconds(100))  // a rejoin would be in flight by now
+        let started = ContinuousClock.now
+        await b.close()
+        let took = ContinuousClock.now - started
+        #expect(took < .milliseconds(600), "close took \(took)")  // 0.05 s; 1.7–2.9 s without the fix
+    }
+
     @Test func partitionsOfASigkilledConsumerMoveToTheSurvivor() async throws {
         let (configuration, topic) = try await makeTopic(partitions: 4)
         let group = TestEnvironment.uniqueName("group")

@@ -22,6 +22,8 @@ public final class Worker: Sendable {
         var ready = false
         /// Partitions of its topic assigned to it now.
         var partitions = 0
+        /// The consumer in use, told to stop rejoining once a stop is requested.
+        var consumer: KafkaConsumer?
     }
 
     public init(settings: FleetSettings, options: WorkerOptions, log: Log = Log(component: "worker"),
@@ -35,7 +37,13 @@ public final class Worker: Sendable {
 
     /// Stop fetching; the batch in flight finishes and commits, then `run` returns.
     public func requestStop() {
-        state.withLock { $0.stopRequested = true }
+        let consumer = state.withLock { s in
+            s.stopRequested = true
+            return s.consumer
+        }
+        // A peer that leaves first rebalances the group: joining it again now would only delay
+        // this consumer's close (see `KafkaConsumer.stopRejoining`).
+        consumer?.stopRejoining()
     }
 
     var stopRequested: Bool { state.withLock { $0.stopRequested } }
@@ -76,10 +84,18 @@ public final class Worker: Sendable {
                 let consumer = try KafkaConsumer(configuration: settings.kafka, group: settings.group,
                                                  topics: [settings.topic],
                                                  onRevoke: { [gate] _ in await gate.waitUntilIdle() })
-                state.withLock { $0.ready = true }
+                let stopping = state.withLock { s in
+                    s.ready = true
+                    s.consumer = consumer
+                    return s.stopRequested
+                }
+                if stopping { consumer.stopRejoining() }
                 metrics.setReady(true)
                 let events = Task { await self.logEvents(consumer.events) }
-                defer { events.cancel() }
+                defer {
+                    events.cancel()
+                    state.withLock { $0.consumer = nil }
+                }
                 do {
                     try await consume(consumer, importer: importer, pool: pool,
                                       consecutiveFailures: &consecutiveFailures, unassigned: &unassigned)
