@@ -50,10 +50,21 @@ public final class PostgresConnection: @unchecked Sendable {
     }
     private static let applicationNameState = Mutex("filefleet")
 
+    /// The password for connections whose URL has none (`--postgres-password-file`): given to
+    /// libpq as a keyword, never put into a connection string, and scrubbed from every message.
+    public static var defaultPassword: String? {
+        get { defaultPasswordState.withLock { $0 } }
+        set {
+            defaultPasswordState.withLock { $0 = newValue }
+            if let newValue { Redact.register(newValue) }
+        }
+    }
+    private static let defaultPasswordState = Mutex<String?>(nil)
+
     /// Opens a connection from a libpq URI or `key=value` string. The session runs with
     /// TimeZone UTC and DateStyle ISO so that timestamps decode the same everywhere.
     public static func connect(_ url: String) async throws -> PostgresConnection {
-        let password = try ConnInfo.password(in: url)
+        let password = try ConnInfo.password(in: url) ?? defaultPassword
         let queue = DispatchQueue(label: "filefleet.postgres.connection")
         let handle: Handle = try await withCheckedThrowingContinuation { continuation in
             queue.async {
@@ -73,8 +84,8 @@ public final class PostgresConnection: @unchecked Sendable {
         // link) within about 30 s instead of the system's two hours.
         let pairs = [("connect_timeout", "10"), ("fallback_application_name", applicationName),
                      ("client_encoding", "UTF8"), ("keepalives", "1"), ("keepalives_idle", "10"),
-                     ("keepalives_interval", "5"), ("keepalives_count", "3"), ("tcp_user_timeout", "30000"),
-                     ("dbname", url)]
+                     ("keepalives_interval", "5"), ("keepalives_count", "3"), ("tcp_user_timeout", "30000")]
+            + (defaultPassword.map { [("password", $0)] } ?? []) + [("dbname", url)]
         let keys = pairs.map { strdup($0.0) }
         let values = pairs.map { strdup($0.1) }
         defer { keys.forEach { free($0) }; values.forEach { free($0) } }

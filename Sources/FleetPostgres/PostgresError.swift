@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// An error reported by the server, by libpq, or by this layer, always with a SQLSTATE.
 public struct PostgresError: Error, CustomStringConvertible, Sendable {
@@ -88,6 +89,19 @@ extension PostgresError {
 }
 
 extension PostgresError {
+    /// A server that refuses who we are or a TLS setup that cannot work: retrying changes nothing,
+    /// the user must fix the URL, the password or the certificates (SPEC §4: exit 2).
+    public var isConfigurationError: Bool {
+        code.errorClass == "28" || code == .invalidCatalogName || code == .invalidParameterValue
+    }
+
+    /// libpq's words for a TLS connection it will not trust or cannot set up.
+    static let tlsTrustFamily = [
+        "certificate verify failed", "does not match host name", "root certificate file", "could not read root certificate",
+        "could not load private key", "certificate present, but not private key", "could not read certificate",
+        "server does not support ssl", "certificate file", "private key file",
+    ]
+
     /// Classifies a libpq connect-time failure, which carries no SQLSTATE.
     static func connectFailure(_ rawMessage: String, password: String?) -> PostgresError {
         let message = Redact.scrub(rawMessage.trimmingTrailingNewlines, password: password)
@@ -98,11 +112,12 @@ extension PostgresError {
         } else if text.contains("the database system is starting up") || text.contains("the database system is shutting down")
                     || text.contains("the database system is in recovery mode") || text.contains("not yet accepting connections") {
             code = .cannotConnectNow
-        } else if text.contains("password authentication failed") {
+        } else if text.contains("password authentication failed") || text.contains("no password supplied") {
             code = .invalidPassword
         } else if text.contains("database") && text.contains("does not exist") {
             code = .invalidCatalogName
-        } else if text.contains("role") && text.contains("does not exist") || text.contains("no pg_hba.conf entry") {
+        } else if text.contains("role") && text.contains("does not exist") || text.contains("no pg_hba.conf entry")
+                    || Self.tlsTrustFamily.contains(where: { text.contains($0) }) {
             code = .invalidAuthorizationSpecification
         } else if text.contains("invalid connection option") || text.contains("invalid uri") || text.contains("missing \"=\"")
                     || text.contains("invalid integer value") || text.contains("invalid percent-encoded") {
@@ -124,11 +139,23 @@ extension String {
 
 /// Keeps passwords out of anything shown.
 public enum Redact {
+    /// Secrets this process was given other than in a URL (a password file, a Kafka SASL
+    /// password): `scrub` removes them wherever they appear.
+    private static let known = Mutex<[String]>([])
+
+    /// Adds a secret for `scrub` to remove (values shorter than 4 characters are not worth it:
+    /// they would blank out ordinary words).
+    public static func register(_ secret: String) {
+        guard secret.count >= 4 else { return }
+        known.withLock { if !$0.contains(secret) { $0.append(secret) } }
+    }
+
     public static func scrub(_ text: String, password: String? = nil) -> String {
         var out = text
         if let password, !password.isEmpty {
             out = out.replacingAll(password, with: "********")
         }
+        for secret in known.withLock({ $0 }) { out = out.replacingAll(secret, with: "********") }
         out = scrubKeyValue(out)
         out = scrubURIUserInfo(out)
         return out

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FileFleet
 import FleetKafka
+import FleetPostgres
 import Foundation
 
 /// Where Postgres and Kafka are (SPEC §3). Flags override environment variables.
@@ -27,6 +28,16 @@ struct ConnectionOptions: ParsableArguments {
         "A librdkafka property, passed through (repeatable).", valueName: "KEY=VALUE"))
     var kafkaOptions: [String] = []
 
+    @Option(name: .customLong("postgres-password-file"), help: ArgumentHelp(
+        "Password for a --postgres URL that has none, read from FILE (a mounted Secret). Env: FILEFLEET_POSTGRES_PASSWORD_FILE.",
+        valueName: "FILE"))
+    var postgresPasswordFile: String?
+
+    @Option(name: .customLong("kafka-option-file"), help: ArgumentHelp(
+        "librdkafka properties, one KEY=VALUE a line (# comments), e.g. sasl.password from a mounted Secret; --kafka-option wins. Env: FILEFLEET_KAFKA_OPTION_FILE.",
+        valueName: "FILE"))
+    var kafkaOptionFile: String?
+
     @Option(help: ArgumentHelp("Directory of the embedded stack. Env: FILEFLEET_STATE_DIR. Default: ./.filefleet.",
                                valueName: "DIR"))
     var stateDir: String?
@@ -43,7 +54,59 @@ extension ConnectionOptions {
         postgresURL ?? Self.environment["FILEFLEET_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// Reads `--postgres-password-file` into the connections' default password (once, before
+    /// any connection). A file that cannot be read is a usage error naming the file, never its content.
+    func loadPostgresPassword() throws {
+        guard let path = postgresPasswordFile ?? Self.environment["FILEFLEET_POSTGRES_PASSWORD_FILE"].flatMap({ $0.isEmpty ? nil : $0 })
+        else { return }
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw UsageError("--postgres-password-file \(path): cannot be read (\(Self.reason(path)))")
+        }
+        var password = Substring(text)
+        while password.last?.isNewline == true { password.removeLast() }
+        guard !password.isEmpty else { throw UsageError("--postgres-password-file \(path) is empty") }
+        PostgresConnection.defaultPassword = String(password)
+    }
+
+    /// The `--kafka-option-file` properties, then the `--kafka-option` flags. Values of keys that
+    /// hold secrets (`sasl.password`, `ssl.key.password`, …) are scrubbed from all output.
+    func kafkaProperties() throws -> [String] {
+        var properties: [String] = []
+        if let path = kafkaOptionFile ?? Self.environment["FILEFLEET_KAFKA_OPTION_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw UsageError("--kafka-option-file \(path): cannot be read (\(Self.reason(path)))")
+            }
+            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                if line.isEmpty || line.hasPrefix("#") { continue }
+                guard let eq = line.firstIndex(of: "="), eq != line.startIndex else {
+                    throw UsageError("--kafka-option-file \(path) line \(number + 1): not KEY=VALUE")
+                }
+                properties.append(line)
+            }
+        }
+        properties += kafkaOptions
+        for property in properties {
+            let parts = property.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, Self.isSecret(key: String(parts[0])) { Redact.register(String(parts[1])) }
+        }
+        return properties
+    }
+
+    /// librdkafka properties whose values are secrets.
+    static func isSecret(key: String) -> Bool {
+        key.contains("password") || key.contains("secret") || key == "sasl.oauthbearer.config" || key == "ssl.key.pem"
+    }
+
+    /// Why `path` could not be read, in the system's words.
+    private static func reason(_ path: String) -> String {
+        access(path, R_OK) == 0 ? "not UTF-8 text" : String(cString: strerror(errno))
+    }
+
     func settings() throws -> FleetSettings? {
+        try loadPostgresPassword()
         let env = Self.environment
         let postgres = configuredPostgresURL
         let kafka = kafkaBrokers ?? env["FILEFLEET_KAFKA_BROKERS"].flatMap { $0.isEmpty ? nil : $0 }
@@ -62,8 +125,8 @@ extension ConnectionOptions {
         // Quick joins and quick takeover of a dead member's partitions (SPEC §9.1); override with --kafka-option.
         kafka.sessionTimeout = .seconds(6)
         kafka.heartbeatInterval = .seconds(1)
-        for option in kafkaOptions {
-            do { try kafka.addOption(option) } catch { throw UsageError("--kafka-option \(option): \(error)") }
+        for option in try kafkaProperties() {
+            do { try kafka.addOption(option) } catch { throw UsageError("--kafka-option \(Redact.scrub(option)): \(error)") }
         }
         var settings = FleetSettings(postgresURL: postgresURL, kafka: kafka)
         settings.topic = topic ?? env["FILEFLEET_TOPIC"] ?? settings.topic
@@ -107,6 +170,9 @@ func withUsageErrors(_ body: () async throws -> Void) async throws {
         throw ExitCode.usage
     } catch let error as StackError {
         printError("filefleet: \(error.description)")
+        throw ExitCode.usage
+    } catch let error as PostgresError where error.isConfigurationError {
+        printError("filefleet: Postgres: \(error.message)")
         throw ExitCode.usage
     }
 }

@@ -58,6 +58,7 @@ struct Servers {
     /// For `status`, `lease` and `migrate`: the configured database (Kafka is neither needed nor
     /// asked for), else the running embedded stack's.
     static func database(_ connection: ConnectionOptions) async throws -> Database {
+        try connection.loadPostgresPassword()
         if let url = connection.configuredPostgresURL { return Database(postgresURL: url) }
         guard let endpoints = try await runningStack(connection) else {
             throw UsageError("no database: give --postgres (or FILEFLEET_POSTGRES_URL), or start the embedded stack with `filefleet stack up`")

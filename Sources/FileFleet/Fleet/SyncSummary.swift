@@ -43,7 +43,7 @@ public struct SyncSummary: Sendable, Codable, Equatable {
         switch status {
         case .completed, .skipped: 0
         case .completed_with_failures: 3
-        case .aborted: reason == NoWorkers.reason ? 5 : 4
+        case .aborted: reason == NoWorkers.reason ? 5 : reason == RunStop.storeConfiguration ? 2 : 4
         case .interrupted: reason == "SIGINT" ? 130 : 143
         }
     }

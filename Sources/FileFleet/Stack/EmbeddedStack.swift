@@ -33,6 +33,7 @@ public struct EmbeddedStack: Sendable {
     /// Starts what is not running, adopts what is. One process at a time (a lock file).
     public func up(keep: Bool = false) throws -> Endpoints {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        try closeToOthers()
         return try withLock {
             if keep { _ = FileManager.default.createFile(atPath: keepMarker, contents: nil) }
             let cluster = postgres
@@ -95,6 +96,19 @@ public struct EmbeddedStack: Sendable {
         try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         try? FileManager.default.createSymbolicLink(atPath: wanted, withDestinationPath: target)
         return target
+    }
+
+    /// The state directory is its owner's alone: 0700, or, when root runs the stack and the
+    /// server runs as `postgres`, 0710 with the group `postgres` (the server may pass through to
+    /// its cluster, nobody may list it, others may not enter).
+    private func closeToOthers() throws {
+        if Command.isRoot, let group = getgrnam("postgres") {
+            guard chown(stateDirectory, 0, group.pointee.gr_gid) == 0, chmod(stateDirectory, 0o710) == 0 else {
+                throw StackError("cannot restrict \(stateDirectory): \(String(cString: strerror(errno)))")
+            }
+        } else if chmod(stateDirectory, 0o700) != 0 {
+            throw StackError("cannot restrict \(stateDirectory): \(String(cString: strerror(errno)))")
+        }
     }
 
     private func withLock<T>(_ body: () throws -> T) throws -> T {

@@ -1,3 +1,4 @@
+import FleetPostgres
 import Foundation
 
 /// One line per event on stderr, `key=value` (SPEC §7). Values are quoted when they need it.
@@ -25,7 +26,7 @@ public struct Log: Sendable {
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             line += " \(key)=\(Self.quote(value))"
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data((Redact.scrub(line) + "\n").utf8))
     }
 
     static func quote(_ value: String) -> String {

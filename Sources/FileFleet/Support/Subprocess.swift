@@ -18,11 +18,12 @@ public enum Command {
     /// temporary file, so that a daemon it forks (pg_ctl's postmaster) cannot hold a pipe open.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String],
-                           environment: [String: String]? = nil, asUser user: String? = nil) throws -> String {
+                           environment: [String: String]? = nil, asUser user: String? = nil,
+                           stdin: String = "/dev/null") throws -> String {
         let argv = user.map { ["/usr/sbin/runuser", "-u", $0, "--", executable] } ?? [executable]
         let outputPath = NSTemporaryDirectory() + "filefleet-cmd-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let pid = try spawn(argv + arguments, environment: environment, output: outputPath)
+        let pid = try spawn(argv + arguments, environment: environment, stdin: stdin, output: outputPath)
         let status = wait(pid)
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         guard status == 0 else {
