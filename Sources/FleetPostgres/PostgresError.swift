@@ -99,7 +99,8 @@ extension PostgresError {
     static let tlsTrustFamily = [
         "certificate verify failed", "does not match host name", "root certificate file", "could not read root certificate",
         "could not load private key", "certificate present, but not private key", "could not read certificate",
-        "server does not support ssl", "certificate file", "private key file",
+        "server does not support ssl", "certificate file", "private key file", "requires a valid client certificate",
+        "certificate authentication failed",
     ]
 
     /// Classifies a libpq connect-time failure, which carries no SQLSTATE.

@@ -17,7 +17,9 @@ public final class PostgresServer: Sendable {
     /// initdb into a fresh directory and start on a free loopback port, with extra `settings`
     /// (e.g. `["max_connections": "3"]`). Stopped at the latest when the test process exits.
     /// With `lab`, it also listens on the lab's host address and trusts the lab's nodes.
-    public static func start(settings: [String: String] = [:], lab: NetworkLab? = nil) async throws -> PostgresServer {
+    /// `hba`: `pg_hba.conf` lines before the defaults (a TLS test's `hostssl … cert`).
+    public static func start(settings: [String: String] = [:], lab: NetworkLab? = nil,
+                             hba: [String] = []) async throws -> PostgresServer {
         var extra = settings
         if let lab { extra["listen_addresses"] = "'127.0.0.1,\(lab.hostAddress)'" }
         let settings = extra
@@ -28,7 +30,7 @@ public final class PostgresServer: Sendable {
             for attempt in 1...3 {
                 try cluster.initialize(port: try Command.freeLoopbackPort(),
                                        settings: ["fsync": "off", "superuser_reserved_connections": "0"].merging(settings) { $1 },
-                                       trusting: lab.map { [$0.network] } ?? [])
+                                       trusting: lab.map { [$0.network] } ?? [], hba: hba)
                 do {
                     try cluster.start()
                     break
