@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Bounded exponential backoff with decorrelated jitter and a total time budget.
 public struct RetryPolicy: Sendable {
     public var maxAttempts: Int
@@ -32,11 +34,36 @@ extension Duration {
     }
 }
 
+/// One retry that `withRetry` is about to make.
+public struct RetryEvent: Sendable {
+    /// What is retried ("a batch of run 7", "the lease heartbeat").
+    public var what: String
+    public var error: PostgresError
+    /// The attempt that failed (1 for the first).
+    public var attempt: Int
+    public var delay: Duration
+}
+
+/// Where every retry of the process is reported (a log line each); set once at start.
+public enum RetryEvents {
+    private static let observer = Mutex<(@Sendable (RetryEvent) -> Void)?>(nil)
+
+    public static func observe(_ handler: @escaping @Sendable (RetryEvent) -> Void) {
+        observer.withLock { $0 = handler }
+    }
+
+    static func report(_ event: RetryEvent) {
+        observer.withLock { $0 }?(event)
+    }
+}
+
 /// Runs `body`, retrying it while it throws a retryable `PostgresError` (SPEC §6.9) and the
-/// policy allows. Any other error, and the last retryable one, is rethrown as is.
+/// policy allows; each retry is reported to `RetryEvents` as `what`. Any other error, and the
+/// last retryable one, is rethrown as is.
 public func withRetry<T>(
     isolation: isolated (any Actor)? = #isolation,
     _ policy: RetryPolicy = .default,
+    what: String = "a statement",
     onRetry: (_ error: PostgresError, _ attempt: Int, _ delay: Duration) -> Void = { _, _, _ in },
     _ body: () async throws -> T
 ) async throws -> T {
@@ -51,6 +78,7 @@ public func withRetry<T>(
             let next = policy.nextDelay(after: delay)
             guard attempt < policy.maxAttempts, clock.now - start + next <= policy.totalBudget else { throw error }
             onRetry(error, attempt, next)
+            RetryEvents.report(RetryEvent(what: what, error: error, attempt: attempt, delay: next))
             try await Task.sleep(for: next)
             delay = next
             attempt += 1

@@ -16,6 +16,7 @@ enum Main {
         }
         let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") } ?? "filefleet"
         PostgresConnection.applicationName = "filefleet \(command) \(getpid())"
+        RetryLogging.install()
         await FileFleetCommand.main()
     }
 }

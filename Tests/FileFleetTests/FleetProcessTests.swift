@@ -429,7 +429,15 @@ import TestSupport
             let refusals = try await fleet.serverLog().components(separatedBy: "too many clients already").count - 1
             print("fleet max_connections=4: \(String(format: "%.1f", summary.elapsed_seconds)) s, \(refusals) connections refused with 53300")
             #expect(refusals > 0, "no connection was refused: the test proves nothing")
-            print("fleet max_connections=4: processes that logged 53300: \(fleet.all.filter { $0.stderr.contains("53300") }.map(\.name))")
+            // Every refusal was met by a process that said so: a retry line (what, class, attempt,
+            // delay) or the failure it ended in. Counted over all processes against the server's count.
+            let said = fleet.all.map { process in
+                process.stderr.split(separator: "\n").filter { $0.contains("53300") || $0.contains("class=too_many_connections") }.count
+            }
+            print("fleet max_connections=4: lines about 53300 per process: \(zip(fleet.all.map(\.name), said).map { "\($0) \($1)" })")
+            #expect(said.reduce(0, +) >= refusals, "\(refusals) refusals, \(said.reduce(0, +)) lines about them")
+            #expect(fleet.all.flatMap { $0.stderr.split(separator: "\n") }.contains { $0.contains("event=retrying") && $0.contains("what=") },
+                    "no retry was logged")
             #expect(await terminateWorkers(workers, timeout: .seconds(40)).allSatisfy { $0 == 0 }, "\(workers.map(\.transcript).joined(separator: "\n"))")
         } catch {
             Issue.record("\(error)\n\(fleet.all.map(\.transcript).joined(separator: "\n"))")

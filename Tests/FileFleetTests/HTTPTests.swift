@@ -15,6 +15,30 @@ import TestSupport
         return (status, lines.joined(separator: "\n"))
     }
 
+    /// `/readyz` combines the process's components and names the one that is not ready: an
+    /// in-process worker paused after failed batches makes the process 503, and 200 again when
+    /// it resumes; a Postgres that has not answered for 15 s is named too.
+    @Test func readyzNamesTheComponentThatIsNotReady() async throws {
+        let settings = FleetSettings(postgresURL: "postgresql://nobody@127.0.0.1:1/none", kafka: .init(brokers: "127.0.0.1:1"))
+        let metrics = FleetMetrics()
+        let server = try HTTPServer(address: "127.0.0.1:0", handler: StatusPage.handler(settings: settings, metrics: metrics))
+        defer { server.stop() }
+        metrics.setReady("worker a")
+        metrics.setReady("worker b")
+        metrics.storeContacted()
+        let ready = try await get(server.port, "/readyz")
+        #expect(ready.status == 200 && ready.body.contains("worker a: ready") && ready.body.contains("worker b: ready"), "\(ready.body)")
+
+        metrics.setReady("worker b", notReady: "paused: 3 consecutive batches failed, others make progress")
+        let paused = try await get(server.port, "/readyz")
+        #expect(paused.status == 503, "\(paused.body)")
+        #expect(paused.body.contains("worker b: not ready: paused: 3 consecutive batches failed"), "\(paused.body)")
+        #expect(paused.body.contains("worker a: ready"), "\(paused.body)")
+
+        metrics.setReady("worker b")
+        #expect(try await get(server.port, "/readyz").status == 200)
+    }
+
     @Test func httpEndpointsServeHealthReadinessMetricsAndTheStatusPage() async throws {
         let environment = try await TestEnvironment.shared()
         let schema = Schema(try await environment.makeSchema().name)

@@ -125,7 +125,7 @@ final class BatchImporter: Sendable {
     private func writeIsolatingRejections(run: Int64, sourceID: String,
                                           outcomes: [(path: String, outcome: FileOutcome)]) async throws -> OutcomeCounts {
         do {
-            return try await withRetry(.default) {
+            return try await withRetry(.default, what: "a batch of \(outcomes.count) paths of run \(run)") {
                 try await pool.withConnection { c in
                     try await writer.write(run: run, sourceID: sourceID, outcomes: outcomes, on: c)
                 }
@@ -136,7 +136,7 @@ final class BatchImporter: Sendable {
                 log.event("rejected", ["run": String(run), "path": path, "sqlstate": error.code.rawValue, "error": error.message])
                 let failed = FileOutcome.failed(reason: Rejection.reason,
                                                 message: "rejected: SQLSTATE \(error.code.rawValue): \(error.message)", attempts: 1)
-                return try await withRetry(.default) {
+                return try await withRetry(.default, what: "the quarantine of a rejected file of run \(run)") {
                     try await pool.withConnection { c in
                         try await writer.write(run: run, sourceID: sourceID, outcomes: [(path, failed)], on: c)
                     }
@@ -171,7 +171,7 @@ final class BatchImporter: Sendable {
     /// Those of `paths` in `run`'s plan. A plan never changes once its run exists.
     private func plannedPaths(_ paths: [String], run: Int64) async throws -> Set<ExactPath> {
         let schema = settings.schema
-        return Set(try await withRetry(.default) {
+        return Set(try await withRetry(.default, what: "the plan check of \(paths.count) paths of run \(run)") {
             try await pool.withConnection { c in
                 // One primary-key probe per path (see `BatchWriter.write`).
                 try await c.query("""

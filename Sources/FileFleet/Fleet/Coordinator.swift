@@ -36,9 +36,9 @@ public struct Coordinator: Sendable {
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: .seconds(30))
         let facts = RunFacts()
         do {
-            _ = try await withRetry(.fleet) { try await settings.schema.migrate(pool) }
+            _ = try await withRetry(.fleet, what: "the schema migration") { try await settings.schema.migrate(pool) }
             let store = RunStore(schema: settings.schema)
-            _ = try await withRetry(.fleet) {
+            _ = try await withRetry(.fleet, what: "the source's registration") {
                 try await pool.withConnection { c in
                     try await store.registerSource(id: sourceID, root: root, mode: mode, on: c)
                 }
@@ -47,8 +47,8 @@ public struct Coordinator: Sendable {
                                            url: settings.postgresURL, onHeartbeat: { [metrics] _ in metrics.heartbeat() }) { lease in
                 facts.record(leaseToken: lease.token)
                 metrics.heartbeat()
-                metrics.setReady(true)
-                defer { metrics.setReady(false) }
+                metrics.setReady("coordinator")
+                defer { metrics.setReady("coordinator", notReady: "its run has ended") }
                 return try await RunDriver(settings: settings, options: options, pool: pool, lease: lease, log: log,
                                     progress: progress, facts: facts, metrics: metrics)
                     .drive(sourceID: sourceID, root: root, mode: mode)
@@ -70,8 +70,12 @@ public struct Coordinator: Sendable {
             // Fenced by the token: a holder that lost the lease (cut off, frozen) must not mark
             // its successor's run as stopped.
             if let run = facts.run, let token = facts.leaseToken {
-                _ = try? await pool.withConnection { c in
-                    try await RunStore(schema: settings.schema).recordStop(stop, run: run, lease: ("sync:\(sourceID)", token), on: c)
+                do {
+                    try await pool.withConnection { c in
+                        try await RunStore(schema: settings.schema).recordStop(stop, run: run, lease: ("sync:\(sourceID)", token), on: c)
+                    }
+                } catch {
+                    log.event("store_call_failed", ["what": "recording why the run stopped", "error": Redact.scrub("\(error)")])
                 }
             }
         }
@@ -487,7 +491,7 @@ struct RunDriver: Sendable {
     /// A statement through the pool, retried while Postgres is transiently unavailable (SPEC §6.9).
     @discardableResult
     func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await withRetry(.fleet) { try await pool.withConnection(body) }
+        try await withRetry(.fleet, what: "a coordinator statement") { try await pool.withConnection(body) }
     }
 }
 

@@ -14,7 +14,9 @@ public final class FleetMetrics: Sendable {
         var runRemaining: Int?
         var lastHeartbeat: ContinuousClock.Instant?
         var lastStoreContact: ContinuousClock.Instant?
-        var ready = false
+        /// Each component of the process (each in-process worker, the coordinator) and why it
+        /// is not ready, nil when it is.
+        var readiness: [String: String?] = [:]
         /// Each consumer's lag (in-process workers share one FleetMetrics), where known.
         var lags: [String: Int] = [:]
         /// (seconds since start, files done) every few seconds, for the status page's chart.
@@ -47,7 +49,10 @@ public final class FleetMetrics: Sendable {
         values.withLock { $0.retries[kind, default: 0] += 1 }
     }
 
-    func setReady(_ ready: Bool) { values.withLock { $0.ready = ready } }
+    /// `component` ("worker vm:17:4242", "coordinator") is ready, or not and why.
+    func setReady(_ component: String, notReady reason: String? = nil) {
+        values.withLock { $0.readiness[component] = .some(reason) }
+    }
     func setLag(_ lag: Int?, worker: String) { values.withLock { $0.lags[worker] = lag } }
     func storeContacted() { values.withLock { $0.lastStoreContact = .now } }
     func heartbeat() { values.withLock { $0.lastHeartbeat = .now; $0.lastStoreContact = .now } }
@@ -83,10 +88,30 @@ public final class FleetMetrics: Sendable {
         }
     }
 
-    /// Ready: not paused, and Postgres answered within the last 15 s.
-    public var isReady: Bool {
-        values.withLock { v in
-            v.ready && (v.lastStoreContact.map { ContinuousClock.now - $0 < .seconds(15) } ?? false)
+    /// Ready: every component says so, and Postgres answered within the last 15 s.
+    public var isReady: Bool { readiness.ready }
+
+    /// Whether the process is ready, and a line per component saying which is not and why
+    /// (`/readyz`'s body): from memory, never a call to a server.
+    public var readiness: (ready: Bool, text: String) {
+        let now = ContinuousClock.now
+        return values.withLock { v in
+            var lines = v.readiness.sorted { $0.key < $1.key }.map { name, reason in
+                reason.map { "\(name): not ready: \($0)" } ?? "\(name): ready"
+            }
+            var ready = !v.readiness.isEmpty && v.readiness.values.allSatisfy { $0 == nil }
+            if v.readiness.isEmpty { lines.append("nothing started yet") }
+            switch v.lastStoreContact.map({ now - $0 }) {
+            case let age? where age < .seconds(15):
+                lines.append("postgres: answered \(String(format: "%.1f", age.seconds)) s ago")
+            case let age?:
+                lines.append("postgres: not ready: no answer for \(Int(age.seconds)) s")
+                ready = false
+            case nil:
+                lines.append("postgres: not ready: not reached yet")
+                ready = false
+            }
+            return (ready, lines.joined(separator: "\n") + "\n")
         }
     }
 

@@ -1,24 +1,32 @@
 import FleetPostgres
 import Foundation
+import Synchronization
 
 /// The endpoints of `--http` (SPEC §7): `/healthz`, `/readyz`, `/metrics`, and `/`, a status page
 /// that refreshes itself: progress per source, this process's recent throughput, the lease, live
 /// workers and the newest failures.
 public enum StatusPage {
+    /// How long the status page waits for Postgres before it shows an error box instead.
+    static let readTimeout: Duration = .seconds(2)
+
     public static func handler(settings: FleetSettings, metrics: FleetMetrics) -> HTTPServer.Handler {
-        { path in
+        // Its own two connections: a page never takes the process's pool from its work, and
+        // while Postgres does not answer, the page's requests wait at most `readTimeout` each.
+        let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: readTimeout,
+                                idleTimeout: .seconds(30), maxWaiters: 32)
+        return { path in
             switch path {
             case "/healthz":
                 return metrics.stuck.map { HTTPServer.Response(status: 503, body: "stuck: \($0)\n") }
                     ?? HTTPServer.Response(body: "ok\n")
             case "/readyz":
-                return metrics.isReady ? HTTPServer.Response(body: "ready\n")
-                    : HTTPServer.Response(status: 503, body: "not ready\n")
+                let (ready, text) = metrics.readiness
+                return HTTPServer.Response(status: ready ? 200 : 503, body: (ready ? "ready\n" : "not ready\n") + Redact.scrub(text))
             case "/metrics":
                 return HTTPServer.Response(contentType: "text/plain; version=0.0.4", body: metrics.prometheus())
             case "/":
-                let report = try? await PostgresConnection.withConnection(settings.postgresURL) { c in
-                    try await StatusReport.read(schema: settings.schema, sourceID: nil, on: c)
+                let report: Result<StatusReport, any Error> = await within(readTimeout) {
+                    try await pool.withConnection { c in try await StatusReport.read(schema: settings.schema, sourceID: nil, on: c) }
                 }
                 return HTTPServer.Response(contentType: "text/html; charset=utf-8",
                                            body: html(report, throughput: metrics.throughput))
@@ -28,14 +36,44 @@ public enum StatusPage {
         }
     }
 
-    static func html(_ report: StatusReport?, throughput: [Double]) -> String {
+    /// `body`'s result, or a timeout error once `limit` has passed (the body is cancelled and
+    /// left to end on its own: a connect that the network swallows ends at libpq's timeout).
+    static func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async -> Result<T, any Error> {
+        let result = Mutex<Result<T, any Error>?>(nil)
+        let work = Task {
+            let value: Result<T, any Error>
+            do { value = .success(try await body()) } catch { value = .failure(error) }
+            result.withLock { if $0 == nil { $0 = value } }
+        }
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline, result.withLock({ $0 }) == nil {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        work.cancel()
+        return result.withLock { r in
+            if r == nil { r = .failure(StatusTimeout(limit: limit)) }
+            return r!
+        }
+    }
+
+    struct StatusTimeout: Error, CustomStringConvertible {
+        let limit: Duration
+        var description: String { "Postgres did not answer within \(Int(limit.components.seconds)) s" }
+    }
+
+    static func html(_ result: Result<StatusReport, any Error>, throughput: [Double]) -> String {
         var page = """
             <!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
             <title>FileFleet</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}
             progress{width:16em}</style></head><body><h1>FileFleet</h1>
             """
-        guard let report else {
-            return page + "<p>Postgres is not reachable right now.</p></body></html>"
+        let report: StatusReport
+        switch result {
+        case .success(let value):
+            report = value
+        case .failure(let error):
+            return page + "<p class=\"error\" style=\"border:2px solid #c00;padding:1em\">Cannot read the status: "
+                + escape(Redact.scrub("\(error)")) + ". The page refreshes itself.</p></body></html>"
         }
         page += "<h2>Sources</h2><table><tr><th>source</th><th>run</th><th>state</th><th>progress</th><th>failed</th><th>files/s</th><th>ETA</th></tr>"
         for source in report.sources {

@@ -60,8 +60,8 @@ public final class Worker: Sendable {
         let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
                                 acquireTimeout: .seconds(30), idleTimeout: Self.idleTimeout)
         defer { Task { await pool.close() } }
-        _ = try await withRetry(.fleet) { try await settings.schema.migrate(pool) }
-        try await withRetry(.fleet) { try await register(pool) }
+        _ = try await withRetry(.fleet, what: "the schema migration") { try await settings.schema.migrate(pool) }
+        try await withRetry(.fleet, what: "the worker's registration") { try await register(pool) }
         try await waitForTopic()
         let importer = BatchImporter(settings: settings, options: options, worker: id, pool: pool, log: log,
                                      metrics: metrics)
@@ -90,7 +90,7 @@ public final class Worker: Sendable {
                     return s.stopRequested
                 }
                 if stopping { consumer.stopRejoining() }
-                metrics.setReady(true)
+                metrics.setReady("worker \(id)")
                 let events = Task { await self.logEvents(consumer.events) }
                 defer {
                     events.cancel()
@@ -108,13 +108,13 @@ public final class Worker: Sendable {
                 } catch let giveUp as GiveUp {
                     // Hand the partitions to workers that can make progress, rejoin later (SPEC §6.9).
                     state.withLock { $0.ready = false }
-                    metrics.setReady(false)
+                    metrics.setReady("worker \(id)", notReady: "paused: \(giveUp.description)")
                     log.event("paused", ["reason": giveUp.description])
                     await consumer.close()
                     try await sleepUnlessStopped(giveUp.backoff)
                 } catch {
                     state.withLock { $0.ready = false }
-                    metrics.setReady(false)
+                    metrics.setReady("worker \(id)", notReady: "stopped: \(error)")
                     await consumer.close()
                     throw error
                 }
@@ -196,7 +196,7 @@ public final class Worker: Sendable {
                         $0.refused += result.refused
                         $0.ready = true
                     }
-                    metrics.setReady(true)
+                    metrics.setReady("worker \(id)")
                     consecutiveFailures = 0
                     break
                 } catch is DrainTimeout {
@@ -216,7 +216,7 @@ public final class Worker: Sendable {
                               ["error": "\(error)", "consecutive": String(consecutiveFailures)])
                     if timedOut || consecutiveFailures >= options.failuresBeforePause {
                         state.withLock { $0.ready = false }
-                        metrics.setReady(false)
+                        metrics.setReady("worker \(id)", notReady: "\(consecutiveFailures) batches in a row failed: \(error)")
                         if await othersMakeProgress(pool) {
                             throw GiveUp(description: "\(consecutiveFailures) consecutive batches failed, others make progress: \(error)",
                                          backoff: .seconds(min(30, 2 * consecutiveFailures)))
@@ -277,7 +277,7 @@ public final class Worker: Sendable {
     /// True when another worker committed a batch within the live-worker window. False when the
     /// database cannot say (it is down, or this worker is cut off from it).
     private func othersMakeProgress(_ pool: PostgresPool) async -> Bool {
-        let answer = try? await pool.withConnection { c in
+        let answer = await tolerating("the check whether other workers make progress", pool) { [settings, id] c in
             try await c.query("""
                 SELECT EXISTS (SELECT 1 FROM \(unescaped: settings.schema.workers)
                                 WHERE id <> \(id) AND state = 'running'
@@ -302,12 +302,12 @@ public final class Worker: Sendable {
         let admin = try KafkaAdmin(configuration: settings.kafka)
         if let partitions = try? await admin.partitionCount(settings.topic) {
             let store = RunStore(schema: settings.schema)
-            guard let live = try? await pool.withConnection({ c in try await store.liveWorkers(on: c) }),
+            guard let live = await tolerating("the count of live workers", pool, { c in try await store.liveWorkers(on: c) }),
                   live <= partitions else { return false }
         }
         let spacing = max(Duration.seconds(10), settings.kafka.sessionTimeout * 2)
         let slot = LeaseStore(schema: settings.schema)
-        let taken = try? await pool.withConnection { c in
+        let taken = try? await pool.withConnection { c in  // a failure defers the rejoin, logged below
             try await slot.acquire("rejoin:" + settings.group, holder: id,
                                    timing: LeaseTiming(heartbeat: spacing, ttl: spacing, grace: .zero), on: c)
         }
@@ -384,7 +384,7 @@ public final class Worker: Sendable {
         while true {
             try await Task.sleep(for: Self.heartbeatInterval)
             let (imported, ready) = state.withLock { ($0.counts.total, $0.ready) }
-            let beat = try? await pool.withConnection { c in
+            let beat = await tolerating("the worker heartbeat", retryIn: Self.heartbeatInterval, pool) { [settings, id] c in
                 try await c.execute("""
                     UPDATE \(unescaped: settings.schema.workers)
                        SET heartbeat_at = now(), imported = \(imported), state = \(ready ? "running" : "paused"),
@@ -397,8 +397,24 @@ public final class Worker: Sendable {
     }
 
     private func markStopped(_ pool: PostgresPool) async {
-        _ = try? await pool.withConnection { c in
+        _ = await tolerating("marking the worker stopped", pool) { [settings, id] c in
             try await c.execute("UPDATE \(unescaped: settings.schema.workers) SET state = 'stopped', heartbeat_at = now() WHERE id = \(id)")
+        }
+    }
+
+    /// A statement the worker can do without for now: a failure is logged, never silent, as a
+    /// retry of `what` when it comes again by itself (`retryIn`, the next heartbeat), else as
+    /// given up; either way the caller goes on with nil.
+    private func tolerating<T: Sendable>(_ what: String, retryIn next: Duration? = nil, _ pool: PostgresPool,
+                                         _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async -> T? {
+        do {
+            return try await pool.withConnection(body)
+        } catch {
+            metrics.recordRetry(error)
+            var fields = ["what": what, "class": FleetMetrics.retryClass(error), "error": "\(error)"]
+            if let next { fields["delay_ms"] = String(Int(next.seconds * 1000)) }
+            log.event(next == nil ? "store_call_failed" : "retrying", fields)
+            return nil
         }
     }
 

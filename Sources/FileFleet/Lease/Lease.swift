@@ -75,7 +75,7 @@ public final class Lease: Sendable {
         let store = LeaseStore(schema: schema)
         // The heartbeat's own connection: it must not wait behind a busy pool.
         // Retried like every other statement (SPEC §6.9): with scarce slots the first try may get 53300.
-        let connection = HeartbeatConnection(try await withRetry(.fleet) { try await PostgresConnection.connect(url) })
+        let connection = HeartbeatConnection(try await withRetry(.fleet, what: "the lease's connection") { try await PostgresConnection.connect(url) })
         let lease: Lease
         do {
             let token: Int64

@@ -2,8 +2,10 @@ import Foundation
 import Synchronization
 
 /// A tiny HTTP/1.1 server for `/healthz`, `/readyz`, `/metrics` and the status page (SPEC §7).
-/// One dedicated thread accepts and answers connections one at a time (responses are small and
-/// local); the async handler runs as a task and the thread waits for it, never the cooperative pool.
+/// One dedicated thread accepts; each connection is answered on a thread of its own, so that a
+/// probe never waits behind a page that waits for Postgres. At most `maxConnections` are served
+/// at once; past that a connection gets 503 at once. The async handler runs as a task and the
+/// connection's thread waits for it, never the cooperative pool.
 public final class HTTPServer: Sendable {
     public struct Response: Sendable {
         public var status: Int
@@ -23,6 +25,9 @@ public final class HTTPServer: Sendable {
     public let port: Int
     private let socket: Int32
     private let stopped = Mutex(false)
+    private let inFlight = Mutex(0)
+    /// Connections answered at once (each holds a thread while its handler runs).
+    static let maxConnections = 64
 
     /// Binds `address` ("HOST:PORT", ":PORT" or "PORT"; the host defaults to 127.0.0.1) and
     /// starts serving. Throws `UsageError` when the address is malformed or taken.
@@ -42,7 +47,7 @@ public final class HTTPServer: Sendable {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
+                bind(fd, $0, length) == 0 && listen(fd, 128) == 0 && getsockname(fd, $0, &length) == 0
             }
         }
         guard bound else {
@@ -80,26 +85,46 @@ public final class HTTPServer: Sendable {
                 if errno == EINTR { continue }
                 return
             }
-            var timeout = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let path = Self.readRequestPath(client)
-            let response: Response
-            if let path {
-                let box = Mutex<Response?>(nil)
-                let done = DispatchSemaphore(value: 0)
-                Task {
-                    let value = await handler(path)
-                    box.withLock { $0 = value }
-                    done.signal()
-                }
-                done.wait()
-                response = box.withLock { $0 } ?? Response(status: 500, body: "no response\n")
-            } else {
-                response = Response(status: 400, body: "bad request\n")
+            let admitted = inFlight.withLock { n in
+                guard n < Self.maxConnections else { return false }
+                n += 1
+                return true
             }
-            Self.write(response, to: client)
-            Glibc.close(client)
+            guard admitted else {
+                Self.write(Response(status: 503, body: "busy\n"), to: client)
+                Glibc.close(client)
+                continue
+            }
+            let thread = Thread { [self] in
+                Self.answer(client, handler)
+                inFlight.withLock { $0 -= 1 }
+            }
+            thread.name = "filefleet-http-connection"
+            thread.start()
         }
+    }
+
+    /// Reads one request from `client`, answers it and closes the connection. Blocks.
+    private static func answer(_ client: Int32, _ handler: @escaping Handler) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let response: Response
+        if let path = readRequestPath(client) {
+            let box = Mutex<Response?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                let value = await handler(path)
+                box.withLock { $0 = value }
+                done.signal()
+            }
+            done.wait()
+            response = box.withLock { $0 } ?? Response(status: 500, body: "no response\n")
+        } else {
+            response = Response(status: 400, body: "bad request\n")
+        }
+        write(response, to: client)
+        Glibc.close(client)
     }
 
     /// The path of a `GET` request line, without the query string; nil for anything else.

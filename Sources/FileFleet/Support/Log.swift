@@ -37,3 +37,16 @@ public struct Log: Sendable {
             .replacingOccurrences(of: "\n", with: "\\n") + "\""
     }
 }
+
+/// Every retry the process makes is a log line (`event=retrying`: what, class, attempt, delay,
+/// error), whichever process and component makes it.
+public enum RetryLogging {
+    public static func install() {
+        let log = Log(component: "retry")
+        RetryEvents.observe { event in
+            log.event("retrying", ["what": event.what, "class": FleetMetrics.retryClass(event.error),
+                                   "attempt": String(event.attempt), "delay_ms": String(Int(event.delay.seconds * 1000)),
+                                   "error": "\(event.error)"])
+        }
+    }
+}
