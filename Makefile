@@ -15,6 +15,7 @@ test: setup
 	$(SWIFT) build --build-tests
 	scripts/check-deploy
 	$(SWIFT) test --skip-build
+	.tools/venv/bin/python scripts/browser-check --binary .build/debug/filefleet
 	scripts/chaos --binary .build/debug/filefleet $(CHAOS_SMOKE)
 
 # What `make test` runs of the chaos kit: the verifier fed corrupted databases, and one fault of each

@@ -3,8 +3,9 @@ import Foundation
 import Synchronization
 
 /// The endpoints of `--http` (SPEC §7): `/healthz`, `/readyz`, `/metrics`, and `/`, a status page
-/// that refreshes itself: progress per source, this process's recent throughput, the lease, live
-/// workers and the newest failures.
+/// that refreshes itself, read from the database (so it is the same whichever process serves it):
+/// progress per source with its ETA, each current run's throughput over its life, the last runs,
+/// the leases, live workers with their rates, and the newest failures with what to do.
 public enum StatusPage {
     /// How long the status page waits for Postgres before it shows an error box instead.
     static let readTimeout: Duration = .seconds(2)
@@ -25,11 +26,10 @@ public enum StatusPage {
             case "/metrics":
                 return HTTPServer.Response(contentType: "text/plain; version=0.0.4", body: metrics.prometheus())
             case "/":
-                let report: Result<StatusReport, any Error> = await within(readTimeout) {
-                    try await pool.withConnection { c in try await StatusReport.read(schema: settings.schema, sourceID: nil, on: c) }
+                let snapshot: Result<Snapshot, any Error> = await within(readTimeout) {
+                    try await pool.withConnection { c in try await read(settings, on: c) }
                 }
-                return HTTPServer.Response(contentType: "text/html; charset=utf-8",
-                                           body: html(report, throughput: metrics.throughput))
+                return HTTPServer.Response(contentType: "text/html; charset=utf-8", body: html(snapshot))
             default:
                 return HTTPServer.Response(status: 404, body: "not found\n")
             }
@@ -61,63 +61,118 @@ public enum StatusPage {
         var description: String { "Postgres did not answer within \(Int(limit.components.seconds)) s" }
     }
 
-    static func html(_ result: Result<StatusReport, any Error>, throughput: [Double]) -> String {
+    /// What the page shows: the report, and each current run's throughput over its life.
+    struct Snapshot: Sendable {
+        var report: StatusReport
+        var charts: [Int64: (slice: Double, rates: [Double])]
+    }
+
+    static func read(_ settings: FleetSettings, on c: PostgresConnection) async throws -> Snapshot {
+        let report = try await StatusReport.read(schema: settings.schema, sourceID: nil, on: c)
+        var charts: [Int64: (slice: Double, rates: [Double])] = [:]
+        for run in report.sources.compactMap(\.run) {
+            charts[run.id] = try await StatusReport.throughput(settings.schema, run: run.id, on: c)
+        }
+        return Snapshot(report: report, charts: charts)
+    }
+
+    /// What to do about a quarantined file, by reason.
+    static let hints: [String: String] = [
+        "too_large": "larger than --max-file-bytes: raise it, or --exclude the file",
+        "unreadable": "the importing user cannot read it: fix its permissions; the next sync tries again",
+        "unreadable_directory": "the importing user cannot list it: fix its permissions; its files come with the next sync",
+        "read_timeout": "the read hung (a network mount, FUSE): check the filesystem; the next sync tries again",
+        "invalid_name": "the name is not valid UTF-8: rename it",
+        "path_too_long": "the path is longer than a key may be: shorten it",
+        "rejected": "PostgreSQL refused the data (see the message): fix the file or the schema's constraint",
+        "escapes_root": "a link that leads out of the source: it is not imported",
+    ]
+
+    static func html(_ result: Result<Snapshot, any Error>) -> String {
         var page = """
-            <!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-            <title>FileFleet</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}
-            progress{width:16em}</style></head><body><h1>FileFleet</h1>
+            <!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+            <title>FileFleet</title><style>body{font-family:sans-serif;margin:2em;color:#222}
+            td,th{padding:3px 12px;text-align:left}th{border-bottom:1px solid #999}
+            td.n{text-align:right;font-variant-numeric:tabular-nums}progress{width:16em}
+            .error{border:2px solid #c00;padding:1em}svg.chart{background:#f6f8fb;border:1px solid #dde}</style>
+            </head><body><h1>FileFleet</h1>
             """
-        let report: StatusReport
+        let snapshot: Snapshot
         switch result {
         case .success(let value):
-            report = value
+            snapshot = value
         case .failure(let error):
-            return page + "<p class=\"error\" style=\"border:2px solid #c00;padding:1em\">Cannot read the status: "
+            return page + "<p class=\"error\">Cannot read the status: "
                 + escape(Redact.scrub("\(error)")) + ". The page refreshes itself.</p></body></html>"
         }
-        page += "<h2>Sources</h2><table><tr><th>source</th><th>run</th><th>state</th><th>progress</th><th>failed</th><th>files/s</th><th>ETA</th></tr>"
+        let report = snapshot.report
+        page += "<h2>Sources</h2><table id=\"sources\"><tr><th>source</th><th>run</th><th>state</th><th>progress</th>"
+        page += "<th>failed</th><th>files/s</th><th>ETA</th></tr>"
         for source in report.sources {
             let run = source.run
-            page += "<tr><td>\(escape(source.id))</td><td>\(run.map { String($0.id) } ?? "-")</td>"
-            page += "<td>\(escape(run?.state ?? "never run"))</td>"
+            page += "<tr data-source=\"\(escape(source.id))\"><td>\(escape(source.id))</td><td class=\"run\">\(run.map { String($0.id) } ?? "-")</td>"
+            page += "<td class=\"state\">\(escape(run?.state ?? "never run"))</td>"
             page += "<td><progress max=\"\(max(1, run?.planned ?? 1))\" value=\"\(run?.done ?? 0)\"></progress> "
-            page += "\(run?.done ?? 0)/\(run?.planned ?? 0)</td><td>\(run?.failed ?? 0)</td>"
-            page += "<td>\(String(format: "%.0f", run?.rate ?? 0))</td>"
+            page += "<span class=\"done\">\(run?.done ?? 0)</span>/<span class=\"planned\">\(run?.planned ?? 0)</span></td>"
+            page += "<td class=\"n failed\">\(run?.failed ?? 0)</td>"
+            page += "<td class=\"n\">\(String(format: "%.0f", run?.rate ?? 0))</td>"
             page += "<td>\(run?.eta_seconds.map { String(format: "%.0f s", $0) } ?? "-")</td></tr>"
         }
-        page += "</table><h2>Throughput of this process</h2>" + sparkline(throughput)
-        page += "<h2>Leases</h2><table><tr><th>source</th><th>holder</th><th>token</th><th>heartbeat age</th></tr>"
+        page += "</table>"
+        for source in report.sources {
+            guard let run = source.run, let chart = snapshot.charts[run.id] else { continue }
+            page += "<h3>\(escape(source.id)), run \(run.id): files per second over the run</h3>" + svgChart(chart, run: run.id)
+        }
+        page += "<h2>Last runs</h2><table id=\"runs\"><tr><th>run</th><th>source</th><th>state</th><th>planned</th><th>done</th>"
+        page += "<th>failed</th><th>duration</th><th>files/s</th></tr>"
+        for run in report.runs {
+            page += "<tr data-run=\"\(run.id)\"><td>\(run.id)</td><td>\(escape(run.source_id))</td><td>\(escape(run.state))</td>"
+            page += "<td class=\"n planned\">\(run.planned)</td><td class=\"n done\">\(run.done)</td><td class=\"n failed\">\(run.failed)</td>"
+            page += "<td class=\"n\">\(String(format: "%.1f s", run.seconds))</td>"
+            page += "<td class=\"n\">\(String(format: "%.0f", run.files_per_second))</td></tr>"
+        }
+        page += "</table><h2>Leases</h2><table id=\"leases\"><tr><th>source</th><th>holder</th><th>token</th><th>heartbeat age</th></tr>"
         for source in report.sources {
             guard let lease = source.lease else { continue }
-            page += "<tr><td>\(escape(source.id))</td><td>\(escape(lease.holder ?? "-"))</td><td>\(lease.token)</td>"
+            page += "<tr data-source=\"\(escape(source.id))\"><td>\(escape(source.id))</td><td class=\"holder\">\(escape(lease.holder ?? "-"))</td>"
+            page += "<td class=\"n token\">\(lease.token)</td>"
             page += "<td>\(lease.holder == nil ? "-" : lease.heartbeat_age_seconds.map { String(format: "%.1f s", $0) } ?? "-")</td></tr>"
         }
-        page += "</table><h2>Live workers (\(report.workers.count))</h2><table><tr><th>id</th><th>state</th><th>files</th><th>heartbeat age</th></tr>"
+        page += "</table><h2>Live workers (\(report.workers.count))</h2><table id=\"workers\"><tr><th>id</th><th>state</th>"
+        page += "<th>files</th><th>files/s</th><th>heartbeat age</th></tr>"
         for worker in report.workers {
-            page += "<tr><td>\(escape(worker.id))</td><td>\(escape(worker.state))</td><td>\(worker.imported)</td>"
-            page += "<td>\(String(format: "%.1f s", worker.heartbeat_age_seconds))</td></tr>"
+            page += "<tr data-worker=\"\(escape(worker.id))\"><td>\(escape(worker.id))</td><td>\(escape(worker.state))</td>"
+            page += "<td class=\"n imported\">\(worker.imported)</td><td class=\"n\">\(String(format: "%.0f", worker.rate))</td>"
+            page += "<td class=\"n\">\(String(format: "%.1f s", worker.heartbeat_age_seconds))</td></tr>"
         }
-        page += "</table><h2>Newest failures</h2><table><tr><th>source</th><th>path</th><th>reason</th><th>attempts</th><th>message</th></tr>"
+        page += "</table><h2>Newest failures</h2><table id=\"failures\"><tr><th>source</th><th>path</th><th>reason</th>"
+        page += "<th>attempts</th><th>message</th><th>what to do</th></tr>"
         for source in report.sources {
             for failure in source.failures {
-                page += "<tr><td>\(escape(source.id))</td><td>\(escape(failure.path))</td><td>\(escape(failure.reason))</td>"
-                page += "<td>\(failure.attempts)</td><td>\(escape(failure.message))</td></tr>"
+                page += "<tr><td>\(escape(source.id))</td><td>\(escape(failure.path))</td><td class=\"reason\">\(escape(failure.reason))</td>"
+                page += "<td class=\"n\">\(failure.attempts)</td><td>\(escape(failure.message))</td>"
+                page += "<td>\(escape(hints[failure.reason] ?? "see the message; the next sync tries it again"))</td></tr>"
             }
         }
         return page + "</table></body></html>"
     }
 
-    /// Files per second as a small inline SVG polyline.
-    static func sparkline(_ rates: [Double]) -> String {
-        guard rates.count > 1, let top = rates.max(), top > 0 else { return "<p>no samples yet</p>" }
-        let width = 600.0, height = 80.0
+    /// Files per second over a run as an inline SVG line chart with its scale.
+    static func svgChart(_ chart: (slice: Double, rates: [Double]), run: Int64) -> String {
+        let rates = chart.rates
+        guard rates.count > 1, let top = rates.max(), top > 0 else { return "<p>too short to chart yet</p>" }
+        let width = 600.0, height = 120.0
         let step = width / Double(rates.count - 1)
         let points = rates.enumerated().map { i, rate in
-            String(format: "%.1f,%.1f", Double(i) * step, height - rate / top * height)
+            String(format: "%.1f,%.1f", Double(i) * step, height - rate / top * (height - 10))
         }.joined(separator: " ")
-        return "<svg width=\"\(Int(width))\" height=\"\(Int(height))\"><polyline fill=\"none\" stroke=\"#36c\" " +
-            "stroke-width=\"2\" points=\"\(points)\"/></svg><p>peak \(String(format: "%.0f", top)) files/s</p>"
+        let total = chart.slice * Double(rates.count)
+        return "<svg class=\"chart\" data-run=\"\(run)\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\" "
+            + "aria-label=\"files per second over run \(run)\"><polyline fill=\"none\" stroke=\"#36c\" stroke-width=\"2\" "
+            + "points=\"\(points)\"/></svg><p>peak \(String(format: "%.0f", top)) files/s; "
+            + "\(String(format: "%.1f", total)) s from the run's start to its last checkpoint</p>"
     }
+
 
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")

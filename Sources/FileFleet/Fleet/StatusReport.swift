@@ -46,6 +46,20 @@ public struct StatusReport: Sendable, Codable {
         public var state: String
         public var imported: Int
         public var heartbeat_age_seconds: Double
+        /// Files per second since the worker started (its own, from its heartbeats).
+        public var rate: Double
+    }
+
+    /// One of the newest runs of any source.
+    public struct PastRun: Sendable, Codable {
+        public var id: Int64
+        public var source_id: String
+        public var state: String
+        public var planned: Int
+        public var done: Int
+        public var failed: Int
+        public var seconds: Double
+        public var files_per_second: Double
     }
 
     public struct Failure: Sendable, Codable {
@@ -58,6 +72,10 @@ public struct StatusReport: Sendable, Codable {
 
     public var sources: [Source]
     public var workers: [Worker]
+    /// The newest `historyLength` runs, newest first.
+    public var runs: [PastRun]
+
+    static let historyLength = 20
 
     /// Workers whose heartbeat is older than this are not shown as live.
     static let liveWorkerWindow = 30.0
@@ -74,15 +92,61 @@ public struct StatusReport: Sendable, Codable {
                                   lease: try await lease(schema, id, c), failures: try await failures(schema, id, c)))
         }
         let workers = try await c.query("""
-            SELECT id, state, imported, extract(epoch FROM now() - heartbeat_at)::float8
+            SELECT id, state, imported, extract(epoch FROM now() - heartbeat_at)::float8,
+                   imported / GREATEST(1, extract(epoch FROM heartbeat_at - started_at))::float8
               FROM \(unescaped: schema.workers)
              WHERE state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => \(liveWorkerWindow))
              ORDER BY id
             """).map { row in
             Worker(id: try row.decode(String.self, 0), state: try row.decode(String.self, 1),
-                   imported: try row.decode(Int.self, 2), heartbeat_age_seconds: try row.decode(Double.self, 3))
+                   imported: try row.decode(Int.self, 2), heartbeat_age_seconds: try row.decode(Double.self, 3),
+                   rate: try row.decode(Double.self, 4))
         }
-        return StatusReport(sources: sources, workers: workers)
+        return StatusReport(sources: sources, workers: workers, runs: try await history(schema, sourceID, c))
+    }
+
+    /// The newest runs with their counts (one index range of checkpoints each). Duration ends at
+    /// `finished_at`, or now for a run still open.
+    static func history(_ schema: Schema, _ sourceID: String?, _ c: PostgresConnection) async throws -> [PastRun] {
+        try await c.query("""
+            SELECT r.id, r.source_id, r.state, r.planned, k.done, k.failed,
+                   extract(epoch FROM coalesce(r.finished_at, now()) - r.started_at)::float8
+              FROM \(unescaped: schema.runs) r
+             CROSS JOIN LATERAL (SELECT count(*) AS done, count(*) FILTER (WHERE outcome = 'failed') AS failed
+                                   FROM \(unescaped: schema.checkpoints) WHERE run_id = r.id) k
+             WHERE \(sourceID)::text IS NULL OR r.source_id = \(sourceID)
+             ORDER BY r.id DESC LIMIT \(historyLength)
+            """).map { row in
+            let done = try row.decode(Int.self, 4), seconds = try row.decode(Double.self, 6)
+            return PastRun(id: try row.decode(Int64.self, 0), source_id: try row.decode(String.self, 1),
+                           state: try row.decode(String.self, 2), planned: try row.decode(Int.self, 3), done: done,
+                           failed: try row.decode(Int.self, 5), seconds: seconds,
+                           files_per_second: seconds > 0 ? Double(done) / seconds : 0)
+        }
+    }
+
+    /// Files per second of `run` over its life, in up to `buckets` equal slices (0.1 s at least)
+    /// from its start to its last checkpoint: computed from the checkpoints' times, so it is the
+    /// same whichever process draws it.
+    public static func throughput(_ schema: Schema, run: Int64, buckets: Int = 60,
+                                  on c: PostgresConnection) async throws -> (slice: Double, rates: [Double]) {
+        let length = try await c.query("""
+            SELECT extract(epoch FROM max(k.done_at) - min(r.started_at))::float8
+              FROM \(unescaped: schema.checkpoints) k JOIN \(unescaped: schema.runs) r ON r.id = k.run_id
+             WHERE k.run_id = \(run)
+            """).first.flatMap { try $0.decode(Double?.self, 0) } ?? 0
+        guard length > 0 else { return (0, []) }
+        let slice = max(length / Double(buckets), 0.1)
+        let count = min(buckets, Int((length / slice).rounded(.up)))
+        var counts = [Int](repeating: 0, count: count)
+        for row in try await c.query("""
+            SELECT LEAST(\(count) - 1, GREATEST(0, floor(extract(epoch FROM k.done_at - r.started_at) / \(slice))::int)), count(*)
+              FROM \(unescaped: schema.checkpoints) k JOIN \(unescaped: schema.runs) r ON r.id = k.run_id
+             WHERE k.run_id = \(run) GROUP BY 1
+            """) {
+            counts[try row.decode(Int.self, 0)] = try row.decode(Int.self, 1)
+        }
+        return (slice, counts.map { Double($0) / slice })
     }
 
     static func run(_ schema: Schema, _ sourceID: String, _ c: PostgresConnection) async throws -> Run? {
