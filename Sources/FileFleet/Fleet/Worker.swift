@@ -37,10 +37,11 @@ public final class Worker: Sendable {
 
     /// Stop fetching; the batch in flight finishes and commits, then `run` returns.
     public func requestStop() {
-        let consumer = state.withLock { s in
-            s.stopRequested = true
-            return s.consumer
+        let (consumer, first) = state.withLock { s in
+            defer { s.stopRequested = true }
+            return (s.consumer, !s.stopRequested)
         }
+        if first { log.event("drain_started", ["worker": id]) }
         // A peer that leaves first rebalances the group: joining it again now would only delay
         // this consumer's close (see `KafkaConsumer.stopRejoining`).
         consumer?.stopRejoining()
@@ -109,9 +110,10 @@ public final class Worker: Sendable {
                     // Hand the partitions to workers that can make progress, rejoin later (SPEC §6.9).
                     state.withLock { $0.ready = false }
                     metrics.setReady("worker \(id)", notReady: "paused: \(giveUp.description)")
-                    log.event("paused", ["reason": giveUp.description])
+                    log.event("paused", ["reason": giveUp.description, "resume_in_seconds": String(Int(giveUp.backoff.seconds))])
                     await consumer.close()
                     try await sleepUnlessStopped(giveUp.backoff)
+                    if !stopRequested { log.event("resumed", ["worker": id, "after_seconds": String(Int(giveUp.backoff.seconds))]) }
                 } catch {
                     state.withLock { $0.ready = false }
                     metrics.setReady("worker \(id)", notReady: "stopped: \(error)")

@@ -27,6 +27,15 @@ public final class Lease: Sendable {
     /// Whether a heartbeat found the lease taken over or force-released.
     public var isLost: Bool { lostState.withLock { $0 } }
 
+    /// Records that a newer holder superseded this one, with a log line the first time.
+    private func markLost() {
+        let first = lostState.withLock { lost in
+            defer { lost = true }
+            return !lost
+        }
+        if first { Log(component: "lease").event("lease_lost", ["lease": name, "token": String(token)]) }
+    }
+
     /// Runs `body` in a transaction only while this lease is current; else throws `LeaseLost`
     /// and writes nothing.
     public func fenced<T>(on connection: PostgresConnection,
@@ -36,7 +45,7 @@ public final class Lease: Sendable {
             // with its key-share lock: the server ends the transaction once it has idled for the TTL.
             return try await store.fenced(name, token: token, idleTimeout: timing.ttl, on: connection, body)
         } catch let error as LeaseLost {
-            lostState.withLock { $0 = true }
+            markLost()
             throw error
         }
     }
@@ -47,7 +56,7 @@ public final class Lease: Sendable {
         do {
             try await store.checkCurrent(name, token: token, on: connection)
         } catch let error as LeaseLost {
-            lostState.withLock { $0 = true }
+            markLost()
             throw error
         }
     }
@@ -149,13 +158,15 @@ public final class Lease: Sendable {
                 }
                 guard try await store.heartbeat(name, holder: holder, token: token, timing: timing,
                                                 on: connection.current) else {
-                    lostState.withLock { $0 = true }
+                    markLost()
                     throw LeaseLost(name: name, token: token)
                 }
                 onHeartbeat?(clock.now)
             } catch let error as PostgresError {
                 // Keep trying: fencing protects every write, and a contender must wait TTL + grace.
-                FileHandle.standardError.write(Data("lease \(name): heartbeat failed: \(error)\n".utf8))
+                Log(component: "lease").event("retrying", [
+                    "what": "the heartbeat of lease \(name)", "class": FleetMetrics.retryClass(error),
+                    "delay_ms": String(Int(timing.heartbeat.seconds * 1000)), "error": "\(error)"])
             }
         }
     }

@@ -4,8 +4,9 @@ import Testing
 import TestSupport
 
 /// The liveness probe answers from memory, at once, whatever Postgres does: a status page waiting
-/// for Postgres must not hold it up, or an orchestrator restarts a healthy worker.
-@Suite(.serialized) struct ProbeTests {
+/// for Postgres must not hold it up, or an orchestrator restarts a healthy worker. In the network
+/// suite: its labs are serialized (one lab per process at a time).
+extension NetworkPartitionTests {
     struct Answer {
         var status: Int
         var seconds: Double
@@ -26,7 +27,7 @@ import TestSupport
 
     @Test(.enabled(if: NetworkLab.isAvailable), .timeLimit(.minutes(3)))
     func healthzAnswersWithin100msWhileStatusPagesWaitForPostgres() async throws {
-        try await NetworkPartitionTests.onLab(nodes: 1, files: 10) { lab, _, fleet in
+        try await Self.onLab(nodes: 1, files: 10) { lab, _, fleet in
             let node = lab.nodes[0]
             let port = 9311  // the node's own loopback: nothing else listens there
             _ = try fleet.start("worker", ["worker", "--http", "127.0.0.1:\(port)"], node: node)
