@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        // /metrics: swift-metrics' API with the Prometheus backend (neither pulls in swift-nio).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries, reached through pkg-config. Nothing above FleetKafka/FleetPostgres imports them.
@@ -30,7 +33,9 @@ let package = Package(
         .target(name: "FleetPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
         .target(
             name: "FileFleet",
-            dependencies: ["FleetKafka", "FleetPostgres", "COpenSSL", .product(name: "Yams", package: "Yams")],
+            dependencies: ["FleetKafka", "FleetPostgres", "COpenSSL", .product(name: "Yams", package: "Yams"),
+                           .product(name: "CoreMetrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: strict),
         .executableTarget(
             name: "filefleet",

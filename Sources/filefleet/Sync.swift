@@ -49,6 +49,7 @@ struct Sync: AsyncParsableCommand {
             let coordinator = Coordinator(settings: servers.settings,
                                           log: Log(component: "coordinator",
                                                    enabled: !servers.embedded || !progress.enabled || servers.workers == 0))
+            coordinator.metrics.bootstrapMetricsSystem()
             let http: HTTPServer?
             do {
                 http = try httpOptions.start(settings: servers.settings, metrics: coordinator.metrics)

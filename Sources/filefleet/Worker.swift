@@ -26,6 +26,7 @@ struct Worker: AsyncParsableCommand {
             if let drainTimeout { guard drainTimeout > 0 else { throw UsageError("--drain-timeout must be positive") }; options.drainTimeout = .milliseconds(Int64(drainTimeout * 1000)) }
             if let batchTimeout { guard batchTimeout > 0 else { throw UsageError("--batch-timeout must be positive") }; options.batchTimeout = .milliseconds(Int64(batchTimeout * 1000)) }
             let worker = FileFleet.Worker(settings: settings, options: options)
+            worker.metrics.bootstrapMetricsSystem()
             let http = try httpOptions.start(settings: settings, metrics: worker.metrics)
             defer { http?.stop() }
             let trap = SignalTrap { _ in worker.requestStop() }

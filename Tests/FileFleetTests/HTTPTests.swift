@@ -59,12 +59,21 @@ import TestSupport
         #expect(metricsText.body.contains("filefleet_files_total{outcome=\"imported\"} 0"))
         #expect(metricsText.body.contains("filefleet_ready 0"))
         #expect(!metricsText.body.contains("filefleet_consumer_lag"))  // no consumer: unknown, not 0
+        // Through swift-metrics: a histogram of batch times with buckets, and the build.
+        metrics.recordBatch(OutcomeCounts(imported: 3), refused: 1, duration: .milliseconds(30))
+        metrics.recordFileSize(2000)
+        let histogram = try await get(server.port, "/metrics").body
+        #expect(histogram.contains("filefleet_batch_duration_seconds_bucket{le=\"0.05\"} 1"), "\(histogram)")
+        #expect(histogram.contains("filefleet_batch_duration_seconds_count 1"), "\(histogram)")
+        #expect(histogram.contains("filefleet_file_size_bytes_bucket{le=\"4096.0\"} 1"), "\(histogram)")
+        #expect(histogram.contains("filefleet_files_total{outcome=\"imported\"} 3"), "\(histogram)")
+        #expect(histogram.contains("filefleet_build_info{version=\"\(FileFleetVersion.string)\"} 1.0"), "\(histogram)")
         // In-process workers share the metrics: their lags add up; a closed consumer drops out.
         metrics.setLag(7, worker: "a")
         metrics.setLag(5, worker: "b")
-        #expect(try await get(server.port, "/metrics").body.contains("\nfilefleet_consumer_lag 12\n"))
+        #expect(try await get(server.port, "/metrics").body.contains("\nfilefleet_consumer_lag 12.0\n"))
         metrics.setLag(nil, worker: "a")
-        #expect(try await get(server.port, "/metrics").body.contains("\nfilefleet_consumer_lag 5\n"))
+        #expect(try await get(server.port, "/metrics").body.contains("\nfilefleet_consumer_lag 5.0\n"))
         let page = try await get(server.port, "/")
         #expect(page.status == 200)
         #expect(page.body.contains("<h1>FileFleet</h1>"))

@@ -108,6 +108,7 @@ final class BatchImporter: Sendable {
     func write(_ batch: PreparedBatch) async throws -> BatchResult {
         var result = BatchResult(refused: batch.refused)
         for (run, outcomes) in batch.runs {
+            for (_, outcome) in outcomes { if case .document(let document, _) = outcome { metrics.recordFileSize(document.size) } }
             let counts = try await writeIsolatingRejections(run: run.id, sourceID: run.sourceID, outcomes: outcomes)
             result.counts.imported += counts.imported
             result.counts.unchanged += counts.unchanged

@@ -46,6 +46,7 @@ public struct Coordinator: Sendable {
             summary = try await Lease.hold("sync:\(sourceID)", timing: options.lease, schema: settings.schema,
                                            url: settings.postgresURL, onHeartbeat: { [metrics] _ in metrics.heartbeat() }) { lease in
                 facts.record(leaseToken: lease.token)
+                metrics.setLeaseToken(lease.token)
                 metrics.heartbeat()
                 metrics.setReady("coordinator")
                 defer { metrics.setReady("coordinator", notReady: "its run has ended") }
@@ -482,6 +483,7 @@ struct RunDriver: Sendable {
             return
         }
         log.event("stalled", fields.merging(["action": "republish"]) { $1 })
+        metrics.recordRepublished(remaining)
         try await publishUntilDelivered(run)
     }
 

@@ -1,72 +1,112 @@
+import CoreMetrics
 import FleetPostgres
 import Foundation
+import Prometheus
 import Synchronization
 
-/// What a worker or a coordinator exposes on `/metrics` and `/readyz` (SPEC §7). Fixed label sets;
-/// written as Prometheus text by hand (a handful of counters need no metrics library).
+/// What a worker or a coordinator exposes on `/metrics` and `/readyz` (SPEC §7), through
+/// swift-metrics with the Prometheus backend. Each instance has a registry of its own (tests in one
+/// process stay apart); the CLI bootstraps `MetricsSystem` with `factory`, so that any library's
+/// swift-metrics land on the same page. Fixed label sets only.
 public final class FleetMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    /// The factory of this instance's metrics: `MetricsSystem.bootstrap(metrics.factory)`.
+    var factory: PrometheusMetricsFactory { Self.factory(registry) }
+
+    static func factory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["filefleet_batch_duration_seconds"] =
+            [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000].map { Duration.milliseconds($0) }
+        factory.valueHistogramBuckets["filefleet_file_size_bytes"] =
+            [256, 1024, 4096, 16384, 65536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864]
+        return factory
+    }
+
+    private let files: [String: CoreMetrics.Counter]
+    private let refused: CoreMetrics.Counter
+    private let republished: CoreMetrics.Counter
+    private let retries: [String: CoreMetrics.Counter]
+    private let batchDuration: CoreMetrics.Timer
+    private let fileSize: CoreMetrics.Recorder
+    /// Gauges appear once their value is known (an absent lag is unknown, not 0).
+    private let gauges = Mutex<[String: Meter]>([:])
+
     struct Values {
-        var files: [String: Int] = ["imported": 0, "unchanged": 0, "deleted": 0, "failed": 0]
-        var refused = 0
-        var batches = 0
-        var batchSeconds = 0.0
-        var retries: [String: Int] = [:]
-        var runRemaining: Int?
         var lastHeartbeat: ContinuousClock.Instant?
+        var lastWorkerBeat: ContinuousClock.Instant?
         var lastStoreContact: ContinuousClock.Instant?
         /// Each component of the process (each in-process worker, the coordinator) and why it
         /// is not ready, nil when it is.
         var readiness: [String: String?] = [:]
         /// Each consumer's lag (in-process workers share one FleetMetrics), where known.
         var lags: [String: Int] = [:]
-        /// (seconds since start, files done) every few seconds, for the status page's chart.
-        var samples: [(Double, Int)] = []
         /// What may hang (a batch, an abandoned read), by key: when it began and how long it may take.
         var pending: [String: (since: ContinuousClock.Instant, bound: Duration, what: String)] = [:]
     }
 
     private let values = Mutex(Values())
-    private let started = ContinuousClock.now
 
-    public init() {}
-
-    func recordBatch(_ counts: OutcomeCounts, refused: Int, duration: Duration) {
-        values.withLock { v in
-            v.files["imported", default: 0] += counts.imported
-            v.files["unchanged", default: 0] += counts.unchanged
-            v.files["deleted", default: 0] += counts.deleted
-            v.files["failed", default: 0] += counts.failed
-            v.refused += refused
-            v.batches += 1
-            v.batchSeconds += duration.seconds
-            v.lastStoreContact = .now
-        }
-        sample(done: values.withLock { $0.files.values.reduce(0, +) })
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        let configured = Self.factory(registry)
+        files = Dictionary(uniqueKeysWithValues: ["imported", "unchanged", "deleted", "failed"].map {
+            ($0, CoreMetrics.Counter(label: "filefleet_files_total", dimensions: [("outcome", $0)], factory: configured))
+        })
+        refused = CoreMetrics.Counter(label: "filefleet_messages_refused_total", factory: configured)
+        republished = CoreMetrics.Counter(label: "filefleet_paths_republished_total", factory: configured)
+        retries = Dictionary(uniqueKeysWithValues: Self.retryClasses.map {
+            ($0, CoreMetrics.Counter(label: "filefleet_retries_total", dimensions: [("class", $0)], factory: configured))
+        })
+        batchDuration = CoreMetrics.Timer(label: "filefleet_batch_duration_seconds", factory: configured)
+        fileSize = CoreMetrics.Recorder(label: "filefleet_file_size_bytes", aggregate: true, factory: configured)
+        Meter(label: "filefleet_build_info", dimensions: [("version", FileFleetVersion.string)], factory: configured).set(1)
     }
 
+    func recordBatch(_ counts: OutcomeCounts, refused: Int, duration: Duration) {
+        for (outcome, n) in [("imported", counts.imported), ("unchanged", counts.unchanged), ("deleted", counts.deleted),
+                             ("failed", counts.failed)] where n > 0 {
+            files[outcome]?.increment(by: n)
+        }
+        if refused > 0 { self.refused.increment(by: refused) }
+        let (seconds, attoseconds) = duration.components
+        batchDuration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        values.withLock { $0.lastStoreContact = .now }
+    }
+
+    func recordFileSize(_ bytes: Int) { fileSize.record(bytes) }
+
+    func recordRepublished(_ paths: Int) { republished.increment(by: paths) }
+
     func recordRetry(_ error: any Error) {
-        let kind = Self.retryClass(error)
-        values.withLock { $0.retries[kind, default: 0] += 1 }
+        retries[Self.retryClass(error)]?.increment()
     }
 
     /// `component` ("worker vm:17:4242", "coordinator") is ready, or not and why.
     func setReady(_ component: String, notReady reason: String? = nil) {
         values.withLock { $0.readiness[component] = .some(reason) }
     }
+
     func setLag(_ lag: Int?, worker: String) { values.withLock { $0.lags[worker] = lag } }
     func storeContacted() { values.withLock { $0.lastStoreContact = .now } }
+    /// A lease heartbeat of this coordinator.
     func heartbeat() { values.withLock { $0.lastHeartbeat = .now; $0.lastStoreContact = .now } }
+    /// A heartbeat of a worker of this process in `filefleet.workers`.
+    func workerHeartbeat() { values.withLock { $0.lastWorkerBeat = .now; $0.lastStoreContact = .now } }
+    func setLeaseToken(_ token: Int64) { gauge("filefleet_lease_token").set(token) }
+
     func setRemaining(_ remaining: Int, done: Int) {
-        values.withLock { $0.runRemaining = remaining }
-        sample(done: done)
+        gauge("filefleet_run_planned_paths").set(remaining + done)
+        gauge("filefleet_run_done_paths").set(done)
+        gauge("filefleet_run_remaining").set(remaining)
     }
 
-    /// Keeps one (time, done) sample every 2 s or more, the newest 300.
-    private func sample(done: Int) {
-        let elapsed = (ContinuousClock.now - started).seconds
-        values.withLock { v in
-            if v.samples.last.map({ elapsed - $0.0 >= 2 }) ?? true { v.samples.append((elapsed, done)) }
-            if v.samples.count > 300 { v.samples.removeFirst(v.samples.count - 300) }
+    private func gauge(_ name: String) -> Meter {
+        gauges.withLock { g in
+            if let meter = g[name] { return meter }
+            let meter = Meter(label: name, factory: factory)
+            g[name] = meter
+            return meter
         }
     }
 
@@ -115,43 +155,18 @@ public final class FleetMetrics: Sendable {
         }
     }
 
-    /// Files per second between samples, newest last (at most 300 samples).
-    public var throughput: [Double] {
-        let samples = values.withLock { $0.samples }
-        return zip(samples.dropFirst(), samples).map { new, old in Double(new.1 - old.1) / max(0.001, new.0 - old.0) }
-    }
-
+    /// The Prometheus text of `/metrics`. Values that are ages (heartbeats) and the process's
+    /// readiness and lag are set as of now first.
     public func prometheus() -> String {
+        let now = ContinuousClock.now
         let v = values.withLock { $0 }
-        var out = "# HELP filefleet_files_total Files this process brought to their state, by outcome.\n"
-        out += "# TYPE filefleet_files_total counter\n"
-        for outcome in ["imported", "unchanged", "deleted", "failed"] {
-            out += "filefleet_files_total{outcome=\"\(outcome)\"} \(v.files[outcome] ?? 0)\n"
-        }
-        out += "# HELP filefleet_messages_refused_total Messages refused: undecodable, forged, unknown run.\n"
-        out += "# TYPE filefleet_messages_refused_total counter\nfilefleet_messages_refused_total \(v.refused)\n"
-        out += "# HELP filefleet_batch_duration_seconds Time to import and commit a batch.\n"
-        out += "# TYPE filefleet_batch_duration_seconds summary\n"
-        out += "filefleet_batch_duration_seconds_sum \(v.batchSeconds)\nfilefleet_batch_duration_seconds_count \(v.batches)\n"
-        out += "# HELP filefleet_retries_total Failed attempts that were retried, by class.\n"
-        out += "# TYPE filefleet_retries_total counter\n"
-        for kind in Self.retryClasses { out += "filefleet_retries_total{class=\"\(kind)\"} \(v.retries[kind] ?? 0)\n" }
-        if let remaining = v.runRemaining {
-            out += "# HELP filefleet_run_remaining Planned paths of the run without a checkpoint.\n"
-            out += "# TYPE filefleet_run_remaining gauge\nfilefleet_run_remaining \(remaining)\n"
-        }
-        if let beat = v.lastHeartbeat {
-            out += "# HELP filefleet_lease_heartbeat_age_seconds Time since the lease's last heartbeat.\n"
-            out += "# TYPE filefleet_lease_heartbeat_age_seconds gauge\n"
-            out += "filefleet_lease_heartbeat_age_seconds \((ContinuousClock.now - beat).seconds)\n"
-        }
-        if !v.lags.isEmpty {
-            out += "# HELP filefleet_consumer_lag Messages of this process's partitions not yet taken for import (high watermark as of the last fetch).\n"
-            out += "# TYPE filefleet_consumer_lag gauge\nfilefleet_consumer_lag \(v.lags.values.reduce(0, +))\n"
-        }
-        out += "# HELP filefleet_ready 1 when connected and not paused.\n# TYPE filefleet_ready gauge\n"
-        out += "filefleet_ready \(isReady ? 1 : 0)\n"
-        return out
+        if let beat = v.lastHeartbeat { gauge("filefleet_lease_heartbeat_age_seconds").set((now - beat).seconds) }
+        if let beat = v.lastWorkerBeat { gauge("filefleet_worker_heartbeat_age_seconds").set((now - beat).seconds) }
+        if !v.lags.isEmpty { gauge("filefleet_consumer_lag").set(v.lags.values.reduce(0, +)) }
+        gauge("filefleet_ready").set(isReady ? 1 : 0)
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
     }
 
     static let retryClasses = ["connection", "too_many_connections", "server_shutdown", "serialization",
@@ -166,5 +181,13 @@ public final class FleetMetrics: Sendable {
         if code.hasPrefix("57P") { return "server_shutdown" }
         if code == "40001" || code == "40P01" { return "serialization" }
         return "other"
+    }
+}
+
+extension FleetMetrics {
+    /// Makes this instance's registry the process's swift-metrics backend. Once per process (the
+    /// CLI's command does it for the metrics it serves).
+    public func bootstrapMetricsSystem() {
+        MetricsSystem.bootstrap(factory)
     }
 }

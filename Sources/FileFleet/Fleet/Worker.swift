@@ -394,7 +394,7 @@ public final class Worker: Sendable {
                      WHERE id = \(id)
                     """)
             }
-            if beat != nil { metrics.storeContacted() }
+            if beat != nil { metrics.workerHeartbeat() }
         }
     }
 
