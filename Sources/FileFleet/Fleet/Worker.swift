@@ -233,6 +233,7 @@ public final class Worker: Sendable {
             // meanwhile) loses nothing: the next owner gets the paths again and skips them (SPEC §6.2).
             do {
                 try await consumer.commit(messages)
+                metrics.setReady("kafka")
             } catch let error as KafkaError {
                 log.event("commit_failed", ["error": "\(error)", "messages": String(messages.count)])
             }
@@ -349,6 +350,7 @@ public final class Worker: Sendable {
             switch event {
             case .assigned(let partitions):
                 state.withLock { $0.partitions = partitions.count }
+                metrics.setReady("kafka")  // an assignment needs the group coordinator: reachable
                 log.event("assigned", ["partitions": Self.partitionList(partitions)])
             case .revoked(let partitions):
                 state.withLock { $0.partitions = 0 }
@@ -357,6 +359,7 @@ public final class Worker: Sendable {
                 state.withLock { $0.partitions = 0 }
                 log.event("lost", ["partitions": Self.partitionList(partitions)])
             case .error(let error):
+                if error.code == .allBrokersDown { metrics.setReady("kafka", notReady: "no broker reachable: \(error)") }
                 log.event("kafka_error", ["error": "\(error)"])
             }
         }
