@@ -112,7 +112,9 @@ import TestSupport
         // The server's password file is root's alone: nobody gets the password as a deployment
         // would give it, in a file of its own.
         let passwordFile = tree.base + "/postgres-password"
-        try Self.copyPassword(ofURL: fleet.connectionArguments.first { $0.contains("passfile=") } ?? "", to: passwordFile, owner: 65534)
+        try fleet.postgres.password.write(toFile: passwordFile, atomically: false, encoding: .utf8)
+        chmod(passwordFile, 0o600)
+        chown(passwordFile, 65534, 65534)
         func syncAsNobody() throws -> (status: Int32, output: String) {
             let arguments = [try FleetCLI.binary(), "sync", tree.root, "--source-id", "closed", "--json",
                              "--postgres-password-file", passwordFile] + fleet.connectionArguments
@@ -267,15 +269,6 @@ import TestSupport
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-    }
-    /// Writes the password of a URL's `passfile` (`*:*:*:user:password`) to `path`, 0600, for `owner`.
-    static func copyPassword(ofURL url: String, to path: String, owner: uid_t) throws {
-        let passfile = try #require(url.components(separatedBy: "passfile=").last?.components(separatedBy: "&").first)
-        let line = try String(contentsOfFile: passfile, encoding: .utf8)
-        let password = try #require(line.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines))
-        try password.write(toFile: path, atomically: false, encoding: .utf8)
-        chmod(path, 0o600)
-        chown(path, owner, owner)
     }
 }
 

@@ -53,13 +53,6 @@ import TestSupport
         }
     }
 
-    /// The password of a LocalPostgres URL's `passfile`.
-    static func password(ofURL url: String) throws -> String {
-        let passfile = try #require(url.components(separatedBy: "passfile=").last?.components(separatedBy: "&").first)
-        let line = try String(contentsOfFile: passfile, encoding: .utf8)
-        return try #require(line.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines))
-    }
-
     @Test(.timeLimit(.minutes(2)))
     func postgresOverTLSVerifiesTheServerAndAcceptsAClientCertificate() async throws {
         let certificates = try Certificates()
@@ -121,7 +114,7 @@ import TestSupport
         defer { Task { await fleet.shutdown() } }
         let tree = try FleetTree.make(files: 30)
         defer { tree.remove() }
-        let password = try Self.password(ofURL: fleet.postgres.url)
+        let password = try fleet.postgres.password
         let wrongPassword = "wrong-\(UUID().uuidString)"
         let saslFlag = "sasl-flag-\(UUID().uuidString)"
         let saslFile = "sasl-file-\(UUID().uuidString)"

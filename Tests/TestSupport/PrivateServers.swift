@@ -42,6 +42,15 @@ public final class PostgresServer: Sendable {
         }
     }
 
+    /// The password of `postgres` (the cluster's password file), for a client that cannot read
+    /// that file or wants the password itself.
+    public var password: String {
+        get throws {
+            let line = try String(contentsOfFile: cluster.passwordFile, encoding: .utf8)
+            return String(line.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
     public func restart() async throws {
         let cluster = self.cluster
         try await runBlocking { try cluster.restart() }
