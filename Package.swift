@@ -26,14 +26,18 @@ let package = Package(
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka",
                        providers: [.apt(["librdkafka-dev (>= 2.8, or run scripts/setup)"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
-        // SHA-256 only; imported by exactly one file of FileFleet (Importers/SHA256.swift).
+        // SHA-256 only; imported by exactly one file, FleetCrypto's.
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
+        // The wrappers: the only Swift that imports a C module.
         .target(name: "FleetKafka", dependencies: ["CRdKafka"], swiftSettings: strict),
-        .target(name: "FleetPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+        .target(name: "FleetPostgres", dependencies: ["CLibPQ", "FleetCalendar"], swiftSettings: strict),
+        .target(name: "FleetCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // Calendar arithmetic shared by the Postgres wrapper and the frontmatter parser.
+        .target(name: "FleetCalendar", swiftSettings: strict),
         .target(
             name: "FileFleet",
-            dependencies: ["FleetKafka", "FleetPostgres", "COpenSSL", .product(name: "Yams", package: "Yams"),
+            dependencies: ["FleetKafka", "FleetPostgres", "FleetCrypto", "FleetCalendar", .product(name: "Yams", package: "Yams"),
                            .product(name: "CoreMetrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: strict),
@@ -51,7 +55,7 @@ let package = Package(
         .testTarget(name: "FleetKafkaTests", dependencies: ["FleetKafka", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "FileFleetTests",
-            dependencies: ["FileFleet", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["FileFleet", "FleetCrypto", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict),
         // FleetKafkaTests runs it as a child process and kills it.
         .executableTarget(name: "kafka-test-consumer", dependencies: ["FleetKafka"],

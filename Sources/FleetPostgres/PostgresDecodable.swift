@@ -1,3 +1,4 @@
+import FleetCalendar
 public import Foundation
 
 /// A Swift value that can be read from a result column (results arrive in Postgres' text format).

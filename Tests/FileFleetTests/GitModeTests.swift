@@ -1,4 +1,5 @@
 @testable import FileFleet
+import FleetCrypto
 import FleetKafka
 import FleetPostgres
 import Foundation

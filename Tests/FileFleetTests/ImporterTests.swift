@@ -1,3 +1,4 @@
+import FleetCrypto
 import Foundation
 import PropertyBased
 import Testing

@@ -1,4 +1,5 @@
 @testable import FileFleet
+import FleetCrypto
 import FleetPostgres
 import Foundation
 import Glibc

@@ -1,3 +1,4 @@
+import FleetCrypto
 public import FleetPostgres
 import Foundation
 import Synchronization

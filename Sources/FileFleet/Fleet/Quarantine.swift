@@ -1,5 +1,6 @@
+import FleetCrypto
 import FleetPostgres
-import Glibc
+import Foundation
 
 /// Failures the coordinator finds itself, while planning: names that are not valid UTF-8
 /// (SPEC §5, §6.8). No worker can import them, so they are never published: each is planned and

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 public import struct Foundation.Date
 
 /// A file's bytes as read, with the size and modification time seen on the open descriptor.

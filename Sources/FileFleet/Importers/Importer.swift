@@ -1,4 +1,5 @@
-import Glibc
+import FleetCrypto
+import Foundation
 public import struct Foundation.Date
 public import struct Foundation.Data
 

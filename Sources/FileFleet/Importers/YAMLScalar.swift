@@ -1,4 +1,4 @@
-import FleetPostgres
+import FleetCalendar
 
 /// Resolves untagged plain YAML scalars the way Yams' default resolver (YAML 1.1, like PyYAML) would —
 /// null, bool, int, float, timestamp, else string — without its per-scalar regular expressions, and turns

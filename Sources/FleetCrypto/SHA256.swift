@@ -1,4 +1,4 @@
-// The one file of FileFleet that touches a C module: SHA-256 from OpenSSL's libcrypto.
+// The one file of FleetCrypto: SHA-256 from OpenSSL's libcrypto, so that no domain code imports a C module.
 internal import COpenSSL
 
 /// Lowercase hex SHA-256 digests, as stored in `filefleet.documents.sha256`.
