@@ -1,6 +1,5 @@
 import ArgumentParser
 import FileFleet
-import FleetPostgres
 import Foundation
 
 struct Lease: AsyncParsableCommand {
@@ -16,7 +15,7 @@ struct Lease: AsyncParsableCommand {
         func run() async throws {
             try await withUsageErrors {
                 let database = try await Servers.database(connection)
-                let leases = try await withStore(database) { store, c in try await store.list(on: c) }
+                let leases = try await database.leases()
                 print(Status.table(["NAME", "HOLDER", "TOKEN", "HEARTBEAT AGE", "EXPIRES IN"], leases.map { lease in
                     [lease.name, lease.holder ?? "-", String(lease.token),
                      lease.holder == nil ? "-" : lease.heartbeatAge.map { String(format: "%.1fs", $0) } ?? "never",
@@ -37,7 +36,7 @@ struct Lease: AsyncParsableCommand {
             try await withUsageErrors {
                 guard force else { throw UsageError("lease release needs --force: the holder may be alive, and it will be fenced") }
                 let database = try await Servers.database(connection)
-                guard let before = try await withStore(database, { store, c in try await store.forceRelease(name, on: c) }) else {
+                guard let before = try await database.forceRelease(name) else {
                     throw UsageError("no lease named \(name) (see `filefleet lease list`)")
                 }
                 printError("released \(name): was held by \(before.holder ?? "nobody") with token \(before.token); token is now \(before.token + 1)")
@@ -45,11 +44,4 @@ struct Lease: AsyncParsableCommand {
         }
     }
 
-    static func withStore<T: Sendable>(_ database: Servers.Database,
-                                       _ body: @Sendable (LeaseStore, PostgresConnection) async throws -> T) async throws -> T {
-        let pool = PostgresPool(url: database.postgresURL, maxConnections: 1)
-        defer { Task { await pool.close() } }
-        try await database.schema.migrate(pool)
-        return try await pool.withConnection { c in try await body(LeaseStore(schema: database.schema), c) }
-    }
 }

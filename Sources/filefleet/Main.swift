@@ -1,22 +1,16 @@
 import ArgumentParser
 import FileFleet
-import FleetKafka
-import FleetPostgres
 import Foundation
 
 @main
 enum Main {
     static func main() async {
-        guard LibRdKafka.isSupported else {
-            FileHandle.standardError.write(Data("""
-                filefleet: librdkafka \(LibRdKafka.versionString) is loaded, but FileFleet needs 2.10.1 or newer: \
-                run scripts/setup (it builds 2.14.2 into /usr/local) or point LD_LIBRARY_PATH at a librdkafka ≥ 2.10.1\n
-                """.utf8))
+        if let message = FleetProcess.unsupportedLibraryMessage {
+            FileHandle.standardError.write(Data("filefleet: \(message)\n".utf8))
             exit(ExitCode.usage.rawValue)
         }
         let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") } ?? "filefleet"
-        PostgresConnection.applicationName = "filefleet \(command) \(getpid())"
-        RetryLogging.install()
+        FleetProcess.configure(command: command, pid: getpid())
         await FileFleetCommand.main()
     }
 }

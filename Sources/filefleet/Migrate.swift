@@ -1,6 +1,5 @@
 import ArgumentParser
 import FileFleet
-import FleetPostgres
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply FileFleet's schema to Postgres.")
@@ -9,9 +8,7 @@ struct Migrate: AsyncParsableCommand {
     func run() async throws {
         try await withUsageErrors {
             let database = try await Servers.database(connection)
-            let pool = PostgresPool(url: database.postgresURL, maxConnections: 1)
-            let applied = try await database.schema.migrate(pool)
-            await pool.close()
+            let applied = try await database.migrate()
             printError(applied.isEmpty ? "schema \(database.schema.name) is current" : "applied migrations \(applied) to schema \(database.schema.name)")
         }
     }

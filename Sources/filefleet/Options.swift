@@ -1,7 +1,5 @@
 import ArgumentParser
 import FileFleet
-import FleetKafka
-import FleetPostgres
 import Foundation
 
 /// Where Postgres and Kafka are (SPEC §3). Flags override environment variables.
@@ -66,7 +64,7 @@ extension ConnectionOptions {
         var password = Substring(text)
         while password.last?.isNewline == true { password.removeLast() }
         guard !password.isEmpty else { throw UsageError("--postgres-password-file \(path) is empty") }
-        PostgresConnection.defaultPassword = String(password)
+        FleetProcess.setPostgresPassword(String(password))
     }
 
     /// The `--kafka-option-file` properties, then the `--kafka-option` flags. Values of keys that
@@ -90,7 +88,7 @@ extension ConnectionOptions {
         properties += kafkaOptions
         for property in properties {
             let parts = property.split(separator: "=", maxSplits: 1)
-            if parts.count == 2, Self.isSecret(key: String(parts[0])) { Redact.register(String(parts[1])) }
+            if parts.count == 2, Self.isSecret(key: String(parts[0])) { FleetProcess.registerSecret(String(parts[1])) }
         }
         return properties
     }
@@ -121,14 +119,7 @@ extension ConnectionOptions {
     /// Settings for these servers, with the topic, group and Kafka options of the flags and environment.
     func settings(postgresURL: String, brokers: String) throws -> FleetSettings {
         let env = Self.environment
-        var kafka = KafkaConfiguration(brokers: brokers, clientID: "filefleet")
-        // Quick joins and quick takeover of a dead member's partitions (SPEC §9.1); override with --kafka-option.
-        kafka.sessionTimeout = .seconds(6)
-        kafka.heartbeatInterval = .seconds(1)
-        for option in try kafkaProperties() {
-            do { try kafka.addOption(option) } catch { throw UsageError("--kafka-option \(Redact.scrub(option)): \(error)") }
-        }
-        var settings = FleetSettings(postgresURL: postgresURL, kafka: kafka)
+        var settings = try FleetSettings(postgresURL: postgresURL, brokers: brokers, kafkaProperties: try kafkaProperties())
         settings.topic = topic ?? env["FILEFLEET_TOPIC"] ?? settings.topic
         settings.group = group ?? env["FILEFLEET_GROUP"] ?? settings.group
         if let text = partitions.map(String.init) ?? env["FILEFLEET_PARTITIONS"] {
@@ -171,8 +162,8 @@ func withUsageErrors(_ body: () async throws -> Void) async throws {
     } catch let error as StackError {
         printError("filefleet: \(error.description)")
         throw ExitCode.usage
-    } catch let error as PostgresError where error.isConfigurationError {
-        printError("filefleet: Postgres: \(error.message)")
+    } catch let error where FleetProcess.configurationMessage(error) != nil {
+        printError("filefleet: \(FleetProcess.configurationMessage(error)!)")
         throw ExitCode.usage
     }
 }

@@ -20,7 +20,7 @@ struct Servers {
         let stack = EmbeddedStack(stateDirectory: connection.resolvedStateDir)
         if let settings = try connection.settings() {
             let running = try await runBlocking { stack.running }
-            guard let running, running.postgresURL == settings.postgresURL, running.kafkaBrokers == settings.kafka.brokers,
+            guard let running, running.postgresURL == settings.postgresURL, running.kafkaBrokers == settings.kafkaBrokers,
                   workers != 0 else {
                 return Servers(settings: settings, startedStack: nil, embedded: false, workers: workers ?? 0)
             }
@@ -33,37 +33,20 @@ struct Servers {
                        embedded: true, workers: workers)
     }
 
-    /// The broker keeps groups in memory and can wedge a group whose last members leave together
-    /// (SPEC §9.1): a run with in-process workers on the embedded stack uses a topic and group of
-    /// its own, and the local broker's quick joins.
+    /// A topic and group of the run's own (`FleetSettings.forEmbeddedRun`).
     static func embeddedRun(_ settings: FleetSettings) -> FleetSettings {
-        var settings = settings
-        let suffix = "\(getpid())-\(UInt32.random(in: 0...UInt32.max) % 1_000_000)"
-        settings.topic += ".\(suffix)"
-        settings.group += ".\(suffix)"
-        settings.partitions = min(settings.partitions, 8)
-        // The local broker completes a join after about half the session timeout (SPEC §9.1): 3 s
-        // keeps a run's start and end short. --kafka-option still overrides both.
-        settings.kafka.sessionTimeout = .seconds(3)
-        settings.kafka.heartbeatInterval = .milliseconds(500)
-        return settings
-    }
-
-    /// What `status`, `lease` and `migrate` need: PostgreSQL only.
-    struct Database {
-        let postgresURL: String
-        let schema = Schema()
+        settings.forEmbeddedRun(suffix: "\(getpid())-\(UInt32.random(in: 0...UInt32.max) % 1_000_000)")
     }
 
     /// For `status`, `lease` and `migrate`: the configured database (Kafka is neither needed nor
     /// asked for), else the running embedded stack's.
-    static func database(_ connection: ConnectionOptions) async throws -> Database {
+    static func database(_ connection: ConnectionOptions) async throws -> FleetDatabase {
         try connection.loadPostgresPassword()
-        if let url = connection.configuredPostgresURL { return Database(postgresURL: url) }
+        if let url = connection.configuredPostgresURL { return FleetDatabase(postgresURL: url) }
         guard let endpoints = try await runningStack(connection) else {
             throw UsageError("no database: give --postgres (or FILEFLEET_POSTGRES_URL), or start the embedded stack with `filefleet stack up`")
         }
-        return Database(postgresURL: endpoints.postgresURL)
+        return FleetDatabase(postgresURL: endpoints.postgresURL)
     }
 
     /// For `worker`: the configured servers, else a running embedded stack.

@@ -1,6 +1,5 @@
 import ArgumentParser
 import FileFleet
-import FleetPostgres
 import Foundation
 
 struct Status: AsyncParsableCommand {
@@ -18,9 +17,7 @@ struct Status: AsyncParsableCommand {
         try await withUsageErrors {
             guard interval > 0 else { throw UsageError("--interval must be positive, not \(interval)") }
             let database = try await Servers.database(connection)
-            let pool = PostgresPool(url: database.postgresURL, maxConnections: 1)
-            try await database.schema.migrate(pool)
-            await pool.close()
+            try await database.migrate()
             guard watch else { return try await show(database) }
             while true {
                 if !json { print("\u{1B}[H\u{1B}[2J" + "filefleet status, every \(interval) s: \(Date())\n") }
@@ -28,7 +25,7 @@ struct Status: AsyncParsableCommand {
                     try await show(database)
                 } catch {
                     // The database away for a moment is something to watch, not a reason to stop.
-                    print("cannot read the status: \(Redact.scrub("\(error)"))")
+                    print("cannot read the status: \(FleetProcess.redacted("\(error)"))")
                 }
                 fflush(nil)  // each refresh reaches a pipe at once
                 try await Task.sleep(for: .seconds(interval))
@@ -36,10 +33,8 @@ struct Status: AsyncParsableCommand {
         }
     }
 
-    private func show(_ database: Servers.Database) async throws {
-        let report = try await PostgresConnection.withConnection(database.postgresURL) { c in
-            try await StatusReport.read(schema: database.schema, sourceID: sourceId, on: c)
-        }
+    private func show(_ database: FleetDatabase) async throws {
+        let report = try await database.status(sourceID: sourceId)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
