@@ -20,6 +20,10 @@ let package = Package(
         // /metrics: swift-metrics' API with the Prometheus backend (neither pulls in swift-nio).
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Log lines (levels, metadata carried per run and worker) and one lifecycle per process:
+        // service-lifecycle brings only swift-log and swift-async-algorithms (no swift-nio).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries, reached through pkg-config. Nothing above FleetKafka/FleetPostgres imports them.
@@ -39,7 +43,10 @@ let package = Package(
             name: "FileFleet",
             dependencies: ["FleetKafka", "FleetPostgres", "FleetCrypto", "FleetCalendar", .product(name: "Yams", package: "Yams"),
                            .product(name: "CoreMetrics", package: "swift-metrics"),
-                           .product(name: "Prometheus", package: "swift-prometheus")],
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "UnixSignals", package: "swift-service-lifecycle")],
             swiftSettings: strict),
         .executableTarget(
             name: "filefleet",

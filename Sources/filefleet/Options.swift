@@ -147,14 +147,31 @@ struct HTTPOptions: ParsableArguments {
     }
 }
 
+/// How the process writes its log lines (SPEC §7).
+struct LogOptions: ParsableArguments {
+    @Option(help: "Lowest level logged: trace, debug, info, notice, warning, error or critical. Env: FILEFLEET_LOG_LEVEL. Default: info.")
+    var logLevel: String?
+
+    @Option(help: "logfmt (key=value, the default) or json (one object a line). Env: FILEFLEET_LOG_FORMAT.")
+    var logFormat: String?
+
+    func bootstrap() throws {
+        let env = ProcessInfo.processInfo.environment
+        try LogLines.bootstrap(format: logFormat ?? env["FILEFLEET_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 },
+                               level: logLevel ?? env["FILEFLEET_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 })
+    }
+}
+
 /// Writes one line to stderr.
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
-/// Runs `body`, turning a UsageError into one line on stderr and exit 2.
-func withUsageErrors(_ body: () async throws -> Void) async throws {
+/// Sets up the log lines (`logging`, else the environment's choice), then runs `body`, turning a
+/// UsageError into one line on stderr and exit 2.
+func withUsageErrors(logging: LogOptions? = nil, _ body: () async throws -> Void) async throws {
     do {
+        try (logging ?? LogOptions.parse([])).bootstrap()
         try await body()
     } catch let error as UsageError {
         printError("filefleet: \(error.description)")

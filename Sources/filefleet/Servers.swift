@@ -1,4 +1,3 @@
-import Synchronization
 import FileFleet
 import Foundation
 
@@ -68,35 +67,4 @@ struct Servers {
         guard let stack = startedStack else { return }
         _ = try? await runBlocking { try stack.down() }
     }
-}
-
-/// Cancels `task` on SIGINT or SIGTERM and remembers which one came.
-final class SignalTrap: Sendable {
-    private let sources: Mutex<[any DispatchSourceSignal]>
-    private let received = SignalBox()
-
-    /// The first signal received, shared with the Dispatch handlers.
-    final class SignalBox: Sendable {
-        let value = Mutex<Int32?>(nil)
-    }
-
-    init(_ onSignal: @escaping @Sendable (Int32) -> Void) {
-        var sources: [any DispatchSourceSignal] = []
-        let received = self.received
-        for number in [SIGINT, SIGTERM] {
-            Glibc.signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                received.value.withLock { $0 = $0 ?? number }
-                onSignal(number)
-            }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = Mutex(sources)
-    }
-
-    var signal: Int32? { received.value.withLock { $0 } }
-
-    deinit { sources.withLock { $0.forEach { $0.cancel() } } }
 }

@@ -38,9 +38,10 @@ struct Sync: AsyncParsableCommand {
     var directMax: Int?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var httpOptions: HTTPOptions
+    @OptionGroup var logging: LogOptions
 
     func run() async throws {
-        try await withUsageErrors {
+        try await withUsageErrors(logging: logging) {
             let options = try syncOptions()
             let servers = try await Servers.forSync(connection, workers: workers)
             var resolved = options
@@ -57,16 +58,18 @@ struct Sync: AsyncParsableCommand {
                 await servers.stop()
                 throw error
             }
-            defer { http?.stop() }
-            let syncTask = Task { [source] in
-                try await coordinator.sync(source, options: resolved) { progress.update($0) }
+            let summary: SyncSummary
+            do {
+                summary = try await FleetServices.runSync(coordinator, source: source, options: resolved, http: http) {
+                    progress.update($0)
+                }
+            } catch {
+                progress.finish()
+                await servers.stop()
+                throw error
             }
-            let trap = SignalTrap { _ in syncTask.cancel() }
-            let result = await syncTask.result
             progress.finish()
             await servers.stop()
-            var summary = try result.get()
-            if summary.status == .interrupted { summary.reason = trap.signal == SIGINT ? "SIGINT" : "SIGTERM" }
             if summary.status == .skipped { printError("filefleet: \(summary.words)") }
             if json {
                 print(summary.json())

@@ -15,9 +15,10 @@ struct Worker: AsyncParsableCommand {
     var batchTimeout: Double?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var httpOptions: HTTPOptions
+    @OptionGroup var logging: LogOptions
 
     func run() async throws {
-        try await withUsageErrors {
+        try await withUsageErrors(logging: logging) {
             let settings = try await Servers.forTools(connection)
             var options = WorkerOptions()
             if let concurrency { guard concurrency > 0 else { throw UsageError("--concurrency must be positive") }; options.concurrency = concurrency }
@@ -28,20 +29,17 @@ struct Worker: AsyncParsableCommand {
             let worker = FileFleet.Worker(settings: settings, options: options)
             worker.metrics.bootstrapMetricsSystem()
             let http = try httpOptions.start(settings: settings, metrics: worker.metrics)
-            defer { http?.stop() }
-            let trap = SignalTrap { _ in worker.requestStop() }
             Log(component: "worker").event("started", ["id": worker.id, "topic": settings.topic, "group": settings.group])
             do {
-                try await worker.run()
+                try await FleetServices.runWorker(worker, http: http)
             } catch is DrainTimeout {
-                Log(component: "worker").event("drain_timeout", ["id": worker.id])
+                Log(component: "worker").event("drain_timeout", ["id": worker.id], level: .error)
                 throw ExitCode(143)
             }
             let counts = worker.counts
             Log(component: "worker").event("stopped", ["id": worker.id, "imported": String(counts.imported),
                                                        "unchanged": String(counts.unchanged), "deleted": String(counts.deleted),
-                                                       "failed": String(counts.failed), "refused": String(worker.refused),
-                                                       "signal": trap.signal.map { String($0) } ?? "none"])
+                                                       "failed": String(counts.failed), "refused": String(worker.refused)])
         }
     }
 }

@@ -85,9 +85,9 @@ import TestSupport
         for path in paths { try tree.write(path, "late \(path)\n") }
         let run = try await FleetDB.query(environment.postgresURL) { [schema, tree] c -> Int64 in
             let store = RunStore(schema: schema)
-            let run = try await store.createRun(sourceID: tree.sourceID, mode: "directory", pin: nil, token: 0, plan: paths,
+            let run = try await store.createRun(sourceID: tree.sourceID, mode: .directory, pin: nil, token: 0, plan: paths,
                                                 maxFileBytes: 1 << 20, maxAttempts: 3, on: c)
-            let context = RunContext(id: run.id, sourceID: tree.sourceID, root: tree.root, state: "running", maxFileBytes: 1 << 20, maxAttempts: 3)
+            let context = RunContext(id: run.id, sourceID: tree.sourceID, root: tree.root, state: .running, maxFileBytes: 1 << 20, maxAttempts: 3)
             let banked = paths.prefix(4).map { ($0, BatchImporter.readFile($0, run: context)) }
             _ = try await BatchWriter(schema: schema, worker: "seed").write(run: run.id, sourceID: tree.sourceID,
                                                                              outcomes: banked, on: c)

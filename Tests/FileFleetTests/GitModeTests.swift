@@ -230,7 +230,7 @@ import TestSupport
         // Bank ten paths the way a worker would, then resume.
         let banked = (0..<10).map { "d/f\($0).txt" }
         let sourceID = URL(fileURLWithPath: repo.root).lastPathComponent
-        let context = RunContext(id: 0, sourceID: sourceID, root: repo.root, state: "running", maxFileBytes: 1 << 20, maxAttempts: 3)
+        let context = RunContext(id: 0, sourceID: sourceID, root: repo.root, state: .running, maxFileBytes: 1 << 20, maxAttempts: 3)
         let outcomes = banked.map { ($0, BatchImporter.readFile($0, run: context)) }
         let c = try await PostgresConnection.connect(url)
         _ = try await BatchWriter(schema: schema, worker: "test").write(run: run, sourceID: sourceID, outcomes: outcomes, on: c)

@@ -39,13 +39,13 @@ import Testing
         defer { Task { await pool.close() } }
         let store = RunStore(schema: fleet.schema)
         let (run, victimRun, planned) = try await fleet.withConnection { c in
-            _ = try await store.registerSource(id: "fuzz", root: tree.root, mode: "directory", on: c)
-            _ = try await store.registerSource(id: "victim", root: victim.root, mode: "directory", on: c)
+            _ = try await SourceStore(schema: store.schema).register(id: "fuzz", root: tree.root, mode: .directory, on: c)
+            _ = try await SourceStore(schema: store.schema).register(id: "victim", root: victim.root, mode: .directory, on: c)
             let plan = try await DirectoryPlanner(schema: fleet.schema).plan(sourceID: "fuzz", root: tree.root,
                                                                            filter: PathFilter(), on: c, counting: pool)
             let run = try await store.createRun(sourceID: "fuzz", staged: plan, token: 0,
                                                 maxFileBytes: 1 << 20, maxAttempts: 1, on: c)
-            let victimRun = try await store.createRun(sourceID: "victim", mode: "directory", pin: nil, token: 0,
+            let victimRun = try await store.createRun(sourceID: "victim", mode: .directory, pin: nil, token: 0,
                                                       plan: ["victim.md"], maxFileBytes: 1 << 20, maxAttempts: 1, on: c)
             let planned = try await c.query("SELECT path FROM \(unescaped: fleet.schema.plannedPaths) WHERE run_id = \(run.id)")
                 .map { try $0.decode(String.self, 0) }
@@ -101,7 +101,7 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(90)
         var done = 0
         while ContinuousClock.now < deadline {
-            done = try await fleet.withConnection { c in try await store.checkpointCount(run: run.id, on: c) }
+            done = try await fleet.withConnection { c in try await CheckpointStore(schema: store.schema).count(run: run.id, on: c) }
             if done == planned.count && workers.map(\.refused).reduce(0, +) >= forged.count { break }
             try await Task.sleep(for: .milliseconds(300))
         }
@@ -123,7 +123,7 @@ import Testing
         #expect(try await fleet.failures("victim").isEmpty, note)
         #expect(try await fleet.rowsContaining(tree.secret, hashOf: Array(tree.secret.utf8)) == 0, note)
         #expect(try await fleet.unplannedCheckpoints() == 0, note)
-        let victimDone = try await fleet.withConnection { c in try await store.checkpointCount(run: victimRun.id, on: c) }
+        let victimDone = try await fleet.withConnection { c in try await CheckpointStore(schema: store.schema).count(run: victimRun.id, on: c) }
         #expect(victimDone == 0, note)
     }
 }

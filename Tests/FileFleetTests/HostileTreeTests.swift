@@ -337,7 +337,7 @@ import Testing
         // A root that is gone (an unmounted volume) is `unreadable`, not a deletion; root reads
         // everything else.
         for attempts in [1, 3] {
-            let run = RunContext(id: 0, sourceID: "s", root: tree.root + "/unmounted", state: "running", maxFileBytes: 100,
+            let run = RunContext(id: 0, sourceID: "s", root: tree.root + "/unmounted", state: .running, maxFileBytes: 100,
                                  maxAttempts: attempts)
             guard case .failed(let reason, _, let tried) = BatchImporter.readFile("a.md", run: run) else {
                 Issue.record("a.md under a missing root was not a failure")
@@ -346,7 +346,7 @@ import Testing
             #expect(reason == "unreadable" && tried == attempts)
         }
         try tree.write("big.txt", String(repeating: "b", count: 101))
-        let run = RunContext(id: 0, sourceID: "s", root: tree.root, state: "running", maxFileBytes: 100, maxAttempts: 3)
+        let run = RunContext(id: 0, sourceID: "s", root: tree.root, state: .running, maxFileBytes: 100, maxAttempts: 3)
         guard case .failed(let reason, _, let tried) = BatchImporter.readFile("big.txt", run: run) else {
             Issue.record("big.txt was not a failure")
             return

@@ -29,17 +29,17 @@ import TestSupport
             for table in [schema.plannedPaths, schema.checkpoints] {
                 try await c.execute("ALTER TABLE \(unescaped: table) SET (autovacuum_enabled = false)")
             }
-            _ = try await store.registerSource(id: "stats", root: "/stats", mode: "directory", on: c)
-            let old = try await store.createRun(sourceID: "stats", mode: "directory", pin: nil, token: 1,
+            _ = try await SourceStore(schema: store.schema).register(id: "stats", root: "/stats", mode: .directory, on: c)
+            let old = try await store.createRun(sourceID: "stats", mode: .directory, pin: nil, token: 1,
                                                 plan: (0..<10).map { "old/\($0).md" }, maxFileBytes: 1 << 20,
                                                 maxAttempts: 3, on: c)
             try await bank(run: old.id, (0..<10).map { "old/\($0).md" }, on: c)
-            try await store.finish(run: old.id, state: "completed", on: c)
+            try await store.finish(run: old.id, state: .completed, on: c)
             try await c.execute("ANALYZE \(unescaped: schema.plannedPaths)")
             try await c.execute("ANALYZE \(unescaped: schema.checkpoints)")
 
             let plan = (0..<50_000).map { "d\($0 % 100)/note-\($0).md" }
-            let run = try await store.createRun(sourceID: "stats", mode: "directory", pin: nil, token: 1, plan: plan,
+            let run = try await store.createRun(sourceID: "stats", mode: .directory, pin: nil, token: 1, plan: plan,
                                                 maxFileBytes: 1 << 20, maxAttempts: 3, on: c)
             try await bank(run: run.id, plan.enumerated().filter { $0.offset % 2 == 0 }.map(\.element), on: c)
 
@@ -47,7 +47,7 @@ import TestSupport
             // sequential scan (which would make the pages quadratic in the run's size).
             for query in [store.plannedPageQuery(run: run.id, after: nil, limit: 5000),
                           store.plannedPageQuery(run: run.id, after: "d42/", limit: 5000),
-                          store.bankedRangeQuery(run: run.id, from: "d42/", through: "d43/")] {
+                          CheckpointStore(schema: store.schema).bankedRangeQuery(run: run.id, from: "d42/", through: "d43/")] {
                 let explain = try await c.query(PostgresQuery(unsafeSQL: "EXPLAIN " + query.sql, binds: query.binds))
                     .map { try $0.decode(String.self, 0) }.joined(separator: "\n")
                 print("run store: a remaining-paths page query with statistics older than the run:\n\(explain)")
@@ -80,9 +80,9 @@ import TestSupport
             let leases = LeaseStore(schema: schema)
             let timing = LeaseTiming(heartbeat: .seconds(1), ttl: .seconds(5))
             let name = "sync:stopped"
-            _ = try await store.registerSource(id: "stopped", root: "/stopped", mode: "directory", on: c)
+            _ = try await SourceStore(schema: store.schema).register(id: "stopped", root: "/stopped", mode: .directory, on: c)
             let first = try await leases.acquire(name, holder: "first", timing: timing, on: c)
-            let run = try await store.createRun(sourceID: "stopped", mode: "directory", pin: nil, token: first, plan: ["a.md"],
+            let run = try await store.createRun(sourceID: "stopped", mode: .directory, pin: nil, token: first, plan: ["a.md"],
                                                 maxFileBytes: 1 << 20, maxAttempts: 3, on: c)
             @Sendable func stopReason() async throws -> String? {
                 try await c.query("SELECT stop_reason FROM \(unescaped: schema.runs) WHERE id = \(run.id)")[0].decode(String?.self, 0)

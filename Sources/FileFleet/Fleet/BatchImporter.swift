@@ -3,28 +3,6 @@ import FleetPostgres
 import Foundation
 import Synchronization
 
-/// A run as a worker needs it: where its source is and how strict to be. Read from Postgres,
-/// never from the message (SPEC §6.10).
-struct RunContext: Sendable {
-    var id: Int64
-    var sourceID: String
-    var root: String
-    var state: String
-    var maxFileBytes: Int
-    var maxAttempts: Int
-}
-
-struct BatchResult: Sendable {
-    var counts = OutcomeCounts()
-    var refused = 0
-}
-
-/// A batch whose files are read and parsed, per run, and whose forged messages are counted.
-struct PreparedBatch: Sendable {
-    var runs: [(run: RunContext, outcomes: [(path: String, outcome: FileOutcome)])] = []
-    var refused = 0
-}
-
 /// One batch of messages: decode, refuse what is forged, read and parse the files outside any
 /// transaction (`prepare`), then one transaction per run in the batch (`write`).
 final class BatchImporter: Sendable {
@@ -67,7 +45,7 @@ final class BatchImporter: Sendable {
                 log.event("refused", ["reason": "unknown_run", "run": String(runID)])
                 continue
             }
-            guard run.state == "running" else { continue }  // a finished run: nothing left to do
+            guard run.state == .running else { continue }  // a finished run: nothing left to do
             var unique = Set<ExactPath>()
             var accepted: [String] = []
             for message in paths {
@@ -100,7 +78,7 @@ final class BatchImporter: Sendable {
     /// Reads paths of `run`'s plan that a coordinator hands over itself (no message: nothing to
     /// refuse), for `write`. Nothing is read for a run that is no longer running.
     func prepareDirectly(_ paths: [String], run runID: Int64) async throws -> PreparedBatch {
-        guard let run = try await context(runID), run.state == "running" else { return PreparedBatch() }
+        guard let run = try await context(runID), run.state == .running else { return PreparedBatch() }
         return PreparedBatch(runs: [(run, await readFiles(paths, run: run))])
     }
 
@@ -152,35 +130,19 @@ final class BatchImporter: Sendable {
     }
 
     private func context(_ runID: Int64) async throws -> RunContext? {
-        if let cached = runs.withLock({ $0[runID] }), let context = cached, context.state == "running" { return context }
-        let schema = settings.schema
-        let context = try await pool.withConnection { c -> RunContext? in
-            try await c.query("""
-                SELECT r.source_id, s.root, r.state, r.max_file_bytes, r.max_attempts
-                  FROM \(unescaped: schema.runs) r JOIN \(unescaped: schema.sources) s ON s.id = r.source_id
-                 WHERE r.id = \(runID)
-                """).first.map { row in
-                RunContext(id: runID, sourceID: try row.decode(String.self, 0), root: try row.decode(String.self, 1),
-                           state: try row.decode(String.self, 2), maxFileBytes: try row.decode(Int.self, 3),
-                           maxAttempts: try row.decode(Int.self, 4))
-            }
-        }
+        if let cached = runs.withLock({ $0[runID] }), let context = cached, context.state == .running { return context }
+        let store = RunStore(schema: settings.schema)
+        let context = try await pool.withConnection { c in try await store.context(run: runID, on: c) }
         runs.withLock { $0[runID] = context }
         return context
     }
 
     /// Those of `paths` in `run`'s plan. A plan never changes once its run exists.
     private func plannedPaths(_ paths: [String], run: Int64) async throws -> Set<ExactPath> {
-        let schema = settings.schema
-        return Set(try await withRetry(.default, what: "the plan check of \(paths.count) paths of run \(run)") {
-            try await pool.withConnection { c in
-                // One primary-key probe per path (see `BatchWriter.write`).
-                try await c.query("""
-                    SELECT q.path FROM unnest(\(paths)::text[]) AS q(path)
-                     WHERE (SELECT true FROM \(unescaped: schema.plannedPaths) p WHERE p.run_id = \(run) AND p.path = q.path)
-                    """).map { ExactPath(try $0.decode(String.self, 0)) }
-            }
-        })
+        let store = RunStore(schema: settings.schema)
+        return try await withRetry(.default, what: "the plan check of \(paths.count) paths of run \(run)") {
+            try await pool.withConnection { c in try await store.planned(paths, run: run, on: c) }
+        }
     }
 
     /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time. A read still
@@ -272,54 +234,5 @@ final class BatchImporter: Sendable {
         var info = stat()
         guard lstat(root + "/" + path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else { return false }
         return stat(root + "/" + path, &info) != 0 && errno == ELOOP
-    }
-}
-
-/// The reads of one batch that have begun and not returned, with when they began.
-final class ReadsInFlight: Sendable {
-    private let state = Mutex<[Int: (path: String, began: ContinuousClock.Instant,
-                                     waiting: CheckedContinuation<FileOutcome, Never>)]>([:])
-    /// Keys unique in the process: an abandoned read is known to `FleetMetrics` by its key.
-    private static let keys = Atomic<Int>(0)
-
-    func begin(_ path: String, _ waiting: CheckedContinuation<FileOutcome, Never>) -> Int {
-        let key = Self.keys.add(1, ordering: .relaxed).newValue
-        state.withLock { $0[key] = (path, .now, waiting) }
-        return key
-    }
-
-    /// The continuation of a read that returned, unless it was abandoned.
-    func end(_ key: Int) -> CheckedContinuation<FileOutcome, Never>? {
-        state.withLock { $0.removeValue(forKey: key)?.waiting }
-    }
-
-    /// Removes the reads older than `timeout`; their callers are to be resumed with a failure.
-    func abandon(olderThan timeout: Duration) -> [(key: String, path: String, waiting: CheckedContinuation<FileOutcome, Never>)] {
-        let now = ContinuousClock.now
-        return state.withLock { reads in
-            let old = reads.filter { now - $0.value.began > timeout }
-            for key in old.keys { reads[key] = nil }
-            return old.map { ("read \($0.key)", $0.value.path, $0.value.waiting) }
-        }
-    }
-}
-
-/// A file whose read did not finish within the read timeout: failed for this run, tried again
-/// by the next (SPEC §6.8, §6.12).
-enum ReadTimeout {
-    static let reason = "read_timeout"
-}
-
-/// Errors in which the database rejects a file's data, not the connection or the schema: a data
-/// exception (class 22: a value out of range, an invalid byte sequence), an integrity constraint
-/// (23: a CHECK, a foreign key), a program limit (54: an index row too large), or a trigger's
-/// RAISE (P0). Others (permissions, a missing table, timeouts 57014/55P03) would reject every
-/// file alike, so they fail the batch as before instead of quarantining the tree.
-enum Rejection {
-    static let reason = "rejected"
-    static let classes: Set<String> = ["22", "23", "54", "P0"]
-
-    static func isRejection(_ error: PostgresError) -> Bool {
-        !error.isRetryable && classes.contains(error.code.errorClass)
     }
 }

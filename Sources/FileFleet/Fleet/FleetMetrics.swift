@@ -22,7 +22,7 @@ public final class FleetMetrics: Sendable {
         return factory
     }
 
-    private let files: [String: CoreMetrics.Counter]
+    private let files: [Outcome: CoreMetrics.Counter]
     private let refused: CoreMetrics.Counter
     private let republished: CoreMetrics.Counter
     private let retries: [String: CoreMetrics.Counter]
@@ -50,8 +50,8 @@ public final class FleetMetrics: Sendable {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         let configured = Self.factory(registry)
-        files = Dictionary(uniqueKeysWithValues: ["imported", "unchanged", "deleted", "failed"].map {
-            ($0, CoreMetrics.Counter(label: "filefleet_files_total", dimensions: [("outcome", $0)], factory: configured))
+        files = Dictionary(uniqueKeysWithValues: Outcome.allCases.map {
+            ($0, CoreMetrics.Counter(label: "filefleet_files_total", dimensions: [("outcome", $0.rawValue)], factory: configured))
         })
         refused = CoreMetrics.Counter(label: "filefleet_messages_refused_total", factory: configured)
         republished = CoreMetrics.Counter(label: "filefleet_paths_republished_total", factory: configured)
@@ -64,9 +64,8 @@ public final class FleetMetrics: Sendable {
     }
 
     func recordBatch(_ counts: OutcomeCounts, refused: Int, duration: Duration) {
-        for (outcome, n) in [("imported", counts.imported), ("unchanged", counts.unchanged), ("deleted", counts.deleted),
-                             ("failed", counts.failed)] where n > 0 {
-            files[outcome]?.increment(by: n)
+        for outcome in Outcome.allCases where counts[outcome] > 0 {
+            files[outcome]?.increment(by: counts[outcome])
         }
         if refused > 0 { self.refused.increment(by: refused) }
         let (seconds, attoseconds) = duration.components

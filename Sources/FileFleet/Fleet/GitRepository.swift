@@ -1,17 +1,6 @@
 import Foundation
 import Synchronization
 
-/// A git command that failed: what ran, its exit status (-1: did not finish) and the tail of its stderr.
-public struct GitError: Error, CustomStringConvertible {
-    public let command: String
-    public let status: Int32
-    public let stderr: String
-    public var description: String {
-        let tail = stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(1000)
-        return "git failed: \(command) exited with status \(status)" + (tail.isEmpty ? "" : ": \(tail)")
-    }
-}
-
 /// The git work tree at a source's root, read through the `git` executable (SPEC §6.3). Each
 /// command runs as a subprocess with a timeout; its stdout goes to a temporary file that is read
 /// back in chunks and split at NULs, so a listing of millions of paths is never one String.
@@ -237,13 +226,6 @@ public struct GitRepository: Sendable {
         environment["LC_ALL"] = "C"
         return environment
     }
-}
-
-/// Lets an async caller cancel the blocking git command it waits for.
-final class GitCancellation: Sendable {
-    private let flag = Atomic<Bool>(false)
-    var isCancelled: Bool { flag.load(ordering: .relaxed) }
-    func cancel() { flag.store(true, ordering: .relaxed) }
 }
 
 extension GitRepository {

@@ -1,3 +1,4 @@
+import ServiceLifecycle
 import FleetKafka
 import FleetPostgres
 import Foundation
@@ -14,9 +15,10 @@ public final class Worker: Sendable {
     public let metrics: FleetMetrics
     private let state = Mutex(WorkerState())
     private let gate = BatchGate()
+    /// Fired by `requestStop` (SIGTERM through the process's service group): stop fetching.
+    private let stopping = StopSignal()
 
     struct WorkerState {
-        var stopRequested = false
         var counts = OutcomeCounts()
         var refused = 0
         var ready = false
@@ -32,22 +34,20 @@ public final class Worker: Sendable {
         self.id = "\(System.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)"
         self.settings = settings
         self.options = options
-        self.log = log
+        self.log = log.with(["worker": id])
     }
 
     /// Stop fetching; the batch in flight finishes and commits, then `run` returns.
     public func requestStop() {
-        let (consumer, first) = state.withLock { s in
-            defer { s.stopRequested = true }
-            return (s.consumer, !s.stopRequested)
-        }
-        if first { log.event("drain_started", ["worker": id]) }
+        let first = stopping.fire()
+        let consumer = state.withLock { $0.consumer }
+        if first { log.event("drain_started") }
         // A peer that leaves first rebalances the group: joining it again now would only delay
         // this consumer's close (see `KafkaConsumer.stopRejoining`).
         consumer?.stopRejoining()
     }
 
-    var stopRequested: Bool { state.withLock { $0.stopRequested } }
+    var stopRequested: Bool { stopping.isFired }
     public var counts: OutcomeCounts { state.withLock { $0.counts } }
     /// Messages refused: undecodable, forged, or for an unknown run.
     public var refused: Int { state.withLock { $0.refused } }
@@ -55,12 +55,27 @@ public final class Worker: Sendable {
     /// Whether the group has given it partitions (and not taken them back).
     public var hasPartitions: Bool { state.withLock { $0.partitions > 0 } }
 
-    /// Runs until `requestStop`, then drains. Throws `DrainTimeout` when the batch in flight
-    /// could not finish within `options.drainTimeout` (it was rolled back; its paths come again).
+    /// Runs until `requestStop` or the service group's graceful shutdown, then drains: the batch
+    /// in flight finishes and commits, and the worker leaves its group. Throws `DrainTimeout` when
+    /// that batch could not finish within `options.drainTimeout` (it was rolled back; its paths
+    /// come again).
     public func run() async throws {
-        let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
-                                acquireTimeout: .seconds(30), idleTimeout: Self.idleTimeout)
-        defer { Task { await pool.close() } }
+        try await withGracefulShutdownHandler {
+            let pool = PostgresPool(url: settings.postgresURL, maxConnections: options.poolSize,
+                                    acquireTimeout: .seconds(30), idleTimeout: Self.idleTimeout)
+            do {
+                try await serve(pool)
+                await pool.close()
+            } catch {
+                await pool.close()
+                throw error
+            }
+        } onGracefulShutdown: {
+            self.requestStop()
+        }
+    }
+
+    private func serve(_ pool: PostgresPool) async throws {
         _ = try await withRetry(.fleet, what: "the schema migration") { try await settings.schema.migrate(pool) }
         try await withRetry(.fleet, what: "the worker's registration") { try await register(pool) }
         try await waitForTopic()
@@ -85,12 +100,12 @@ public final class Worker: Sendable {
                 let consumer = try KafkaConsumer(configuration: settings.kafka, group: settings.group,
                                                  topics: [settings.topic],
                                                  onRevoke: { [gate] _ in await gate.waitUntilIdle() })
-                let stopping = state.withLock { s in
+                state.withLock { s in
                     s.ready = true
                     s.consumer = consumer
-                    return s.stopRequested
                 }
-                if stopping { consumer.stopRejoining() }
+                // Asked after the consumer is published: a stop requested in between sees it.
+                if stopRequested { consumer.stopRejoining() }
                 metrics.setReady("worker \(id)")
                 let events = Task { await self.logEvents(consumer.events) }
                 defer {
@@ -112,8 +127,8 @@ public final class Worker: Sendable {
                     metrics.setReady("worker \(id)", notReady: "paused: \(giveUp.description)")
                     log.event("paused", ["reason": giveUp.description, "resume_in_seconds": String(Int(giveUp.backoff.seconds))])
                     await consumer.close()
-                    try await sleepUnlessStopped(giveUp.backoff)
-                    if !stopRequested { log.event("resumed", ["worker": id, "after_seconds": String(Int(giveUp.backoff.seconds))]) }
+                    try await stopping.sleep(for: giveUp.backoff)
+                    if !stopRequested { log.event("resumed", ["after_seconds": String(Int(giveUp.backoff.seconds))]) }
                 } catch {
                     state.withLock { $0.ready = false }
                     metrics.setReady("worker \(id)", notReady: "stopped: \(error)")
@@ -215,7 +230,7 @@ public final class Worker: Sendable {
                     metrics.recordRetry(error)
                     let timedOut = error is BatchTimeout
                     log.event(timedOut ? "batch_timeout" : "batch_failed",
-                              ["error": "\(error)", "consecutive": String(consecutiveFailures)])
+                              ["error": "\(error)", "consecutive": String(consecutiveFailures)], level: .warning)
                     if timedOut || consecutiveFailures >= options.failuresBeforePause {
                         state.withLock { $0.ready = false }
                         metrics.setReady("worker \(id)", notReady: "\(consecutiveFailures) batches in a row failed: \(error)")
@@ -235,7 +250,7 @@ public final class Worker: Sendable {
                 try await consumer.commit(messages)
                 metrics.setReady("kafka")
             } catch let error as KafkaError {
-                log.event("commit_failed", ["error": "\(error)", "messages": String(messages.count)])
+                log.event("commit_failed", ["error": "\(error)", "messages": String(messages.count)], level: .warning)
             }
         }
     }
@@ -268,7 +283,7 @@ public final class Worker: Sendable {
                                    paths: messages.compactMap { PathMessage.decode($0.value)?.path })
             }
             group.addTask {
-                while !self.stopRequested { try await Task.sleep(for: .milliseconds(50)) }
+                await self.stopping.wait()
                 try await Task.sleep(for: self.options.drainTimeout)
                 throw DrainTimeout()
             }
@@ -280,12 +295,8 @@ public final class Worker: Sendable {
     /// True when another worker committed a batch within the live-worker window. False when the
     /// database cannot say (it is down, or this worker is cut off from it).
     private func othersMakeProgress(_ pool: PostgresPool) async -> Bool {
-        let answer = await tolerating("the check whether other workers make progress", pool) { [settings, id] c in
-            try await c.query("""
-                SELECT EXISTS (SELECT 1 FROM \(unescaped: settings.schema.workers)
-                                WHERE id <> \(id) AND state = 'running'
-                                  AND progress_at > now() - make_interval(secs => \(StatusReport.liveWorkerWindow)))
-                """)[0].decode(Bool.self, 0)
+        let answer = await tolerating("the check whether other workers make progress", pool) { [registry, id] c in
+            try await registry.othersMakeProgress(besides: id, on: c)
         }
         return answer ?? false
     }
@@ -304,8 +315,7 @@ public final class Worker: Sendable {
     private func shouldRejoin(_ pool: PostgresPool) async throws -> Bool {
         let admin = try KafkaAdmin(configuration: settings.kafka)
         if let partitions = try? await admin.partitionCount(settings.topic) {
-            let store = RunStore(schema: settings.schema)
-            guard let live = await tolerating("the count of live workers", pool, { c in try await store.liveWorkers(on: c) }),
+            guard let live = await tolerating("the count of live workers", pool, { [registry] c in try await registry.liveWorkers(on: c) }),
                   live <= partitions else { return false }
         }
         let spacing = max(Duration.seconds(10), settings.kafka.sessionTimeout * 2)
@@ -338,7 +348,7 @@ public final class Worker: Sendable {
             } catch {
                 attempt += 1
                 log.event("waiting_for_topic", ["topic": settings.topic, "attempt": String(attempt), "error": "\(error)"])
-                try await sleepUnlessStopped(.seconds(min(10, 2 * attempt)))
+                try await stopping.sleep(for: .seconds(min(10, 2 * attempt)))
             }
         }
     }
@@ -360,7 +370,7 @@ public final class Worker: Sendable {
                 log.event("lost", ["partitions": Self.partitionList(partitions)])
             case .error(let error):
                 if error.code == .allBrokersDown { metrics.setReady("kafka", notReady: "no broker reachable: \(error)") }
-                log.event("kafka_error", ["error": "\(error)"])
+                log.event("kafka_error", ["error": "\(error)"], level: .warning)
             }
         }
     }
@@ -370,40 +380,28 @@ public final class Worker: Sendable {
         partitions.isEmpty ? "none" : partitions.map(\.partition).sorted().map(String.init).joined(separator: ",")
     }
 
-    private func sleepUnlessStopped(_ duration: Duration) async throws {
-        let end = ContinuousClock.now + duration
-        while !stopRequested && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(100)) }
-    }
+    private var registry: WorkerRegistry { WorkerRegistry(schema: settings.schema) }
 
     private func register(_ pool: PostgresPool) async throws {
-        let pid = Int(getpid())
-        _ = try await pool.withConnection { c in
-            try await c.execute("""
-                INSERT INTO \(unescaped: settings.schema.workers) (id, host, pid, state) VALUES (\(id), \(System.hostName), \(pid), 'running')
-                ON CONFLICT (id) DO UPDATE SET state = 'running', heartbeat_at = now()
-                """)
+        try await pool.withConnection { [registry, id] c in
+            try await registry.register(id, host: System.hostName, pid: Int(getpid()), on: c)
         }
     }
 
     private func heartbeat(_ pool: PostgresPool) async throws {
         while true {
             try await Task.sleep(for: Self.heartbeatInterval)
-            let (imported, ready) = state.withLock { ($0.counts.total, $0.ready) }
-            let beat = await tolerating("the worker heartbeat", retryIn: Self.heartbeatInterval, pool) { [settings, id] c in
-                try await c.execute("""
-                    UPDATE \(unescaped: settings.schema.workers)
-                       SET heartbeat_at = now(), imported = \(imported), state = \(ready ? "running" : "paused"),
-                           progress_at = CASE WHEN imported <> \(imported) THEN now() ELSE progress_at END
-                     WHERE id = \(id)
-                    """)
+            let (done, ready) = state.withLock { ($0.counts.total, $0.ready) }
+            let beat: Void? = await tolerating("the worker heartbeat", retryIn: Self.heartbeatInterval, pool) { [registry, id] c in
+                try await registry.heartbeat(id, done: done, ready: ready, on: c)
             }
             if beat != nil { metrics.workerHeartbeat() }
         }
     }
 
     private func markStopped(_ pool: PostgresPool) async {
-        _ = await tolerating("marking the worker stopped", pool) { [settings, id] c in
-            try await c.execute("UPDATE \(unescaped: settings.schema.workers) SET state = 'stopped', heartbeat_at = now() WHERE id = \(id)")
+        _ = await tolerating("marking the worker stopped", pool) { [registry, id] c in
+            try await registry.markStopped(id, on: c)
         }
     }
 
@@ -418,7 +416,7 @@ public final class Worker: Sendable {
             metrics.recordRetry(error)
             var fields = ["what": what, "class": FleetMetrics.retryClass(error), "error": "\(error)"]
             if let next { fields["delay_ms"] = String(Int(next.seconds * 1000)) }
-            log.event(next == nil ? "store_call_failed" : "retrying", fields)
+            log.event(next == nil ? "store_call_failed" : "retrying", fields, level: .warning)
             return nil
         }
     }
@@ -427,70 +425,4 @@ public final class Worker: Sendable {
     /// back between beats and scarce server slots go round (SPEC §6.9).
     static let heartbeatInterval: Duration = .seconds(5)
     static let idleTimeout: Duration = .seconds(2)
-}
-
-/// When a consumer without partitions is due a rejoin check: after `after` without any, then
-/// each check in a row twice as late (up to 5 minutes), so that a surplus worker costs the group
-/// no rebalances.
-struct UnassignedWatch {
-    let after: Duration
-    private var since: ContinuousClock.Instant?
-    private var wait: Duration
-
-    init(after: Duration) { (self.after, self.wait) = (after, after) }
-
-
-    mutating func due(assigned: Bool) -> Bool {
-        guard !assigned else { (since, wait) = (nil, after); return false }
-        let now = ContinuousClock.now
-        guard let since else { self.since = now; return false }
-        guard now - since >= wait else { return false }
-        self.since = now  // the next consumer starts without partitions too
-        wait = min(wait * 2, .seconds(300))
-        return true
-    }
-}
-
-/// A batch did not finish within `--batch-timeout`; it was rolled back (SPEC §6.12).
-struct BatchTimeout: Error, CustomStringConvertible {
-    let seconds: Double
-    let paths: [String]
-
-    var description: String {
-        let shown = paths.prefix(10).joined(separator: ", ")
-        return "the batch did not finish within --batch-timeout \(Int(seconds)) s; rolled back; \(paths.count) paths in flight: \(shown)"
-            + (paths.count > 10 ? ", …" : "")
-    }
-}
-
-/// The batch in flight could not finish within the drain timeout; it was rolled back.
-public struct DrainTimeout: Error, CustomStringConvertible {
-    public var description: String { "the batch in flight did not finish within the drain timeout; rolled back" }
-}
-
-/// Lets a revocation wait until the batch in flight has committed its offsets.
-final class BatchGate: Sendable {
-    private let state = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func begin() { state.withLock { $0.busy = true } }
-
-    func end() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.busy = false
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        waiters.forEach { $0.resume() }
-    }
-
-    func waitUntilIdle() async {
-        await withCheckedContinuation { continuation in
-            let idle = state.withLock { s -> Bool in
-                if !s.busy { return true }
-                s.waiters.append(continuation)
-                return false
-            }
-            if idle { continuation.resume() }
-        }
-    }
 }

@@ -1,20 +1,5 @@
 public import struct Foundation.Date
 
-/// `filefleet.documents.kind`.
-public enum DocumentKind: String, Sendable, Equatable, CaseIterable {
-    case markdown
-    case text
-    case binary
-
-    /// `.md`, `.markdown`, `.mdx`, in any case.
-    public static func isMarkdownPath(_ path: String) -> Bool {
-        switch RelativePath.lowercasedExtension(path) {
-        case "md", "markdown", "mdx": true
-        default: false
-        }
-    }
-}
-
 /// One file, ready to be written as a row of `filefleet.documents` (SPEC §5).
 public struct ImportedDocument: Sendable, Equatable {
     public var path: String

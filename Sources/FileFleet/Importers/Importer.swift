@@ -1,7 +1,5 @@
 import FleetCrypto
-import Foundation
-public import struct Foundation.Date
-public import struct Foundation.Data
+public import Foundation
 
 /// Turns a file's bytes into a document row: kind, hash, frontmatter, title, body (SPEC §5).
 /// Pure and synchronous; cheap enough to run tens of thousands of times a second per core.

@@ -33,7 +33,7 @@ public final class Lease: Sendable {
             defer { lost = true }
             return !lost
         }
-        if first { Log(component: "lease").event("lease_lost", ["lease": name, "token": String(token)]) }
+        if first { Log(component: "lease").event("lease_lost", ["lease": name, "token": String(token)], level: .error) }
     }
 
     /// Runs `body` in a transaction only while this lease is current; else throws `LeaseLost`
@@ -166,24 +166,8 @@ public final class Lease: Sendable {
                 // Keep trying: fencing protects every write, and a contender must wait TTL + grace.
                 Log(component: "lease").event("retrying", [
                     "what": "the heartbeat of lease \(name)", "class": FleetMetrics.retryClass(error),
-                    "delay_ms": String(Int(timing.heartbeat.seconds * 1000)), "error": "\(error)"])
+                    "delay_ms": String(Int(timing.heartbeat.seconds * 1000)), "error": "\(error)"], level: .warning)
             }
         }
-    }
-}
-
-/// The heartbeat's own connection, replaced when it breaks; shared by the beat and the release.
-final class HeartbeatConnection: Sendable {
-    private let connection: Mutex<PostgresConnection>
-
-    init(_ connection: PostgresConnection) {
-        self.connection = Mutex(connection)
-    }
-
-    var current: PostgresConnection { connection.withLock { $0 } }
-
-    @discardableResult
-    func replace(with fresh: PostgresConnection) -> PostgresConnection {
-        connection.withLock { old in defer { old = fresh }; return old }
     }
 }

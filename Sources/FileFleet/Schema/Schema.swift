@@ -154,3 +154,21 @@ public struct Schema: Sendable {
             """),
     ]
 }
+
+extension Schema {
+    /// Per git run, the paths `git status` showed changed or untracked when it was planned: their
+    /// rows came from the working tree rather than the pinned commit, so the next run checks them
+    /// again (an uncommitted edit that is reverted, an untracked file that is deleted or ignored).
+    public var gitWorktreePaths: String { table("git_worktree_paths") }
+
+    /// Numbered apart from the base migrations so that others can be added without renumbering.
+    static let gitMigrations = [
+        Migration(version: 100, name: "git_worktree_paths", sql: """
+            CREATE TABLE git_worktree_paths (
+                run_id bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                path   text   NOT NULL,
+                PRIMARY KEY (run_id, path)
+            );
+            """),
+    ]
+}

@@ -183,9 +183,3 @@ public struct LocalPostgres: Sendable {
         throw StackError("PostgreSQL server binary '\(tool)' not found (install Debian's postgresql package, or set FILEFLEET_PG_BINDIR)")
     }
 }
-
-/// A failure to start or find a local server, in words a user can act on.
-public struct StackError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}

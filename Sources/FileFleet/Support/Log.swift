@@ -1,52 +1,38 @@
 import FleetPostgres
 import Foundation
+public import Logging
 
-/// One line per event on stderr, `key=value` (SPEC §7). Values are quoted when they need it.
+/// The fleet's events, through swift-log: a `Logger` per component whose metadata (`run`,
+/// `source`, `worker`) is set once with `with(_:)` and carried. The message is the event's name
+/// (SPEC §7); its fields are metadata. What the lines look like is the process's choice
+/// (`LogLines.bootstrap`: `key=value` by default, or JSON lines).
 public struct Log: Sendable {
+    public private(set) var logger: Logger
     public let component: String
-    public var enabled = true
+    public let enabled: Bool
 
     public init(component: String, enabled: Bool = true) {
         self.component = component
         self.enabled = enabled
+        logger = enabled ? Logger(label: component) : Logger(label: component, factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
-    public func child(_ component: String) -> Log { Log(component: component, enabled: enabled) }
-
-    public func event(_ name: String, _ fields: [String: String] = [:]) {
-        guard enabled else { return }
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        let time = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                          Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), now.tv_nsec / 1_000_000)
-        var line = "time=\(time) component=\(component) event=\(name)"
-        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
-            line += " \(key)=\(Self.quote(value))"
-        }
-        FileHandle.standardError.write(Data((Redact.scrub(line) + "\n").utf8))
+    /// Another component, with this one's metadata.
+    public func child(_ component: String) -> Log {
+        var child = Log(component: component, enabled: enabled)
+        child.logger.logLevel = logger.logLevel
+        for (key, value) in logger.handler.metadata { child.logger[metadataKey: key] = value }
+        return child
     }
 
-    static func quote(_ value: String) -> String {
-        guard value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else {
-            return value
-        }
-        return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n") + "\""
+    /// This log with `metadata` on every line from now on.
+    public func with(_ metadata: [String: String]) -> Log {
+        var log = self
+        for (key, value) in metadata { log.logger[metadataKey: key] = .string(value) }
+        return log
     }
-}
 
-/// Every retry the process makes is a log line (`event=retrying`: what, class, attempt, delay,
-/// error), whichever process and component makes it.
-public enum RetryLogging {
-    public static func install() {
-        let log = Log(component: "retry")
-        RetryEvents.observe { event in
-            log.event("retrying", ["what": event.what, "class": FleetMetrics.retryClass(event.error),
-                                   "attempt": String(event.attempt), "delay_ms": String(Int(event.delay.seconds * 1000)),
-                                   "error": "\(event.error)"])
-        }
+    public func event(_ name: String, _ fields: [String: String] = [:], level: Logger.Level = .info) {
+        logger.log(level: level, "\(name)", metadata: fields.mapValues { .string($0) })
     }
 }

@@ -1,35 +1,8 @@
 public import FleetPostgres
 public import Foundation
 
-/// A usage error the user must fix: exit 2 with this one line.
-public struct UsageError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
-public struct SourceRecord: Sendable {
-    public var id: String
-    public var root: String
-    public var mode: String
-    public var bookmark: String?
-}
-
-public struct RunRecord: Sendable {
-    public var id: Int64
-    public var sourceID: String
-    public var mode: String
-    public var pin: String?
-    public var state: String
-    public var planned: Int
-}
-
-/// Counts of a run's checkpoints by outcome.
-public struct OutcomeCounts: Sendable, Equatable {
-    public var imported = 0, unchanged = 0, deleted = 0, failed = 0
-    public var total: Int { imported + unchanged + deleted + failed }
-}
-
-/// The SQL of sources, runs, plans and checkpoint counts.
+/// The SQL of `runs` and their plans (`planned_paths`, and git's `git_worktree_paths`): a run is
+/// created with its whole plan in the lease's fenced transaction, read page by page, and finished.
 public struct RunStore: Sendable {
     public let schema: Schema
 
@@ -37,30 +10,15 @@ public struct RunStore: Sendable {
         self.schema = schema
     }
 
-    /// Binds `id` to `root` at its first sync; another root for the same id is a usage error.
-    public func registerSource(id: String, root: String, mode: String, on c: PostgresConnection) async throws -> SourceRecord {
-        try await c.execute("""
-            INSERT INTO \(unescaped: schema.sources) (id, root, mode) VALUES (\(id), \(root), \(mode))
-            ON CONFLICT (id) DO NOTHING
-            """)
-        let row = try await c.query("SELECT root, mode, bookmark FROM \(unescaped: schema.sources) WHERE id = \(id)")[0]
-        let record = SourceRecord(id: id, root: try row.decode(String.self, 0), mode: try row.decode(String.self, 1),
-                                  bookmark: try row.decode(String?.self, 2))
-        guard record.root == root else {
-            throw UsageError("--source-id \(id) is bound to \(record.root), not \(root): choose another --source-id")
-        }
-        return record
-    }
-
     public func openRun(sourceID: String, on c: PostgresConnection) async throws -> RunRecord? {
         try await c.query("""
             SELECT id, source_id, mode, pin, state, planned FROM \(unescaped: schema.runs)
-             WHERE source_id = \(sourceID) AND state = 'running'
+             WHERE source_id = \(sourceID) AND state = \(RunState.running.rawValue)
             """).first.map(Self.run)
     }
 
     /// Stores a new run and its plan. Call inside the lease's fenced transaction.
-    public func createRun(sourceID: String, mode: String, pin: String?, token: Int64, plan: [String],
+    public func createRun(sourceID: String, mode: SourceMode, pin: String?, token: Int64, plan: [String],
                           maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
         let run = try await insertRun(sourceID: sourceID, mode: mode, pin: pin, token: token, planned: plan.count,
                                       maxFileBytes: maxFileBytes, maxAttempts: maxAttempts, on: c)
@@ -75,7 +33,7 @@ public struct RunStore: Sendable {
     /// transaction, on the connection that planned.
     public func createRun(sourceID: String, staged plan: DirectoryPlan, token: Int64,
                           maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
-        let run = try await insertRun(sourceID: sourceID, mode: "directory", pin: nil, token: token, planned: plan.planned,
+        let run = try await insertRun(sourceID: sourceID, mode: .directory, pin: nil, token: token, planned: plan.planned,
                                       maxFileBytes: maxFileBytes, maxAttempts: maxAttempts, on: c)
         let stored = try await c.execute("""
             INSERT INTO \(unescaped: schema.plannedPaths) (run_id, path)
@@ -92,11 +50,11 @@ public struct RunStore: Sendable {
         var description: String { "the staged plan holds \(stored) paths, the planner counted \(counted)" }
     }
 
-    private func insertRun(sourceID: String, mode: String, pin: String?, token: Int64, planned: Int,
+    private func insertRun(sourceID: String, mode: SourceMode, pin: String?, token: Int64, planned: Int,
                            maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
         try Self.run(try await c.query("""
             INSERT INTO \(unescaped: schema.runs) (source_id, mode, pin, lease_token, planned, max_file_bytes, max_attempts)
-            VALUES (\(sourceID), \(mode), \(pin), \(token), \(planned), \(maxFileBytes), \(maxAttempts))
+            VALUES (\(sourceID), \(mode.rawValue), \(pin), \(token), \(planned), \(maxFileBytes), \(maxAttempts))
             RETURNING id, source_id, mode, pin, state, planned
             """)[0])
     }
@@ -112,7 +70,7 @@ public struct RunStore: Sendable {
     public func remainingPaths(run: Int64, after: String?, limit: Int, on c: PostgresConnection) async throws -> RemainingPage {
         let planned = try await c.query(plannedPageQuery(run: run, after: after, limit: limit)).map { try $0.decode(String.self, 0) }
         guard let first = planned.first, let last = planned.last else { return RemainingPage(paths: [], next: nil) }
-        let banked = Set(try await c.query(bankedRangeQuery(run: run, from: first, through: last))
+        let banked = Set(try await c.query(CheckpointStore(schema: schema).bankedRangeQuery(run: run, from: first, through: last))
             .map { ExactPath(try $0.decode(String.self, 0)) })
         let paths = banked.isEmpty ? planned : planned.filter { !banked.contains(ExactPath($0)) }
         return RemainingPage(paths: paths, next: planned.count < limit ? nil : last)
@@ -133,41 +91,10 @@ public struct RunStore: Sendable {
             """
     }
 
-    func bankedRangeQuery(run: Int64, from first: String, through last: String) -> PostgresQuery {
-        """
-        SELECT path FROM \(unescaped: schema.checkpoints)
-         WHERE run_id = \(run) AND path >= \(first) AND path <= \(last)
-        """
-    }
-
-    public func checkpointCount(run: Int64, on c: PostgresConnection) async throws -> Int {
-        try await c.query("SELECT count(*) FROM \(unescaped: schema.checkpoints) WHERE run_id = \(run)")[0].decode(Int.self, 0)
-    }
-
-    /// Outcomes of `run`'s checkpoints, those written at or after `since` (database time) only if given.
-    public func outcomes(run: Int64, since: Date? = nil, on c: PostgresConnection) async throws -> OutcomeCounts {
-        var counts = OutcomeCounts()
-        let rows = try await c.query("""
-            SELECT outcome, count(*) FROM \(unescaped: schema.checkpoints)
-             WHERE run_id = \(run) AND (\(since)::timestamptz IS NULL OR done_at >= \(since))
-             GROUP BY outcome
-            """)
-        for row in rows {
-            let n = try row.decode(Int.self, 1)
-            switch try row.decode(String.self, 0) {
-            case "imported": counts.imported = n
-            case "unchanged": counts.unchanged = n
-            case "deleted": counts.deleted = n
-            default: counts.failed = n
-            }
-        }
-        return counts
-    }
-
     /// Ends the run. Call inside the lease's fenced transaction.
-    public func finish(run: Int64, state: String, on c: PostgresConnection) async throws {
+    public func finish(run: Int64, state: RunState, on c: PostgresConnection) async throws {
         try await c.execute("""
-            UPDATE \(unescaped: schema.runs) SET state = \(state), finished_at = now() WHERE id = \(run)
+            UPDATE \(unescaped: schema.runs) SET state = \(state.rawValue), finished_at = now() WHERE id = \(run)
             """)
     }
 
@@ -189,12 +116,25 @@ public struct RunStore: Sendable {
             """) == 1
     }
 
-    /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them).
-    public func liveWorkers(on c: PostgresConnection) async throws -> Int {
+    /// What a worker needs of a run to import its paths: the source's root and the run's limits.
+    func context(run: Int64, on c: PostgresConnection) async throws -> RunContext? {
         try await c.query("""
-            SELECT count(*) FROM \(unescaped: schema.workers)
-             WHERE state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => \(StatusReport.liveWorkerWindow))
-            """)[0].decode(Int.self, 0)
+            SELECT r.source_id, s.root, r.state, r.max_file_bytes, r.max_attempts
+              FROM \(unescaped: schema.runs) r JOIN \(unescaped: schema.sources) s ON s.id = r.source_id
+             WHERE r.id = \(run)
+            """).first.map { row in
+            RunContext(id: run, sourceID: try row.decode(String.self, 0), root: try row.decode(String.self, 1),
+                       state: RunState(rawValue: try row.decode(String.self, 2)) ?? .aborted,
+                       maxFileBytes: try row.decode(Int.self, 3), maxAttempts: try row.decode(Int.self, 4))
+        }
+    }
+
+    /// Those of `paths` in `run`'s plan: one primary-key probe per path (see `BatchWriter.write`).
+    func planned(_ paths: [String], run: Int64, on c: PostgresConnection) async throws -> Set<ExactPath> {
+        Set(try await c.query("""
+            SELECT q.path FROM unnest(\(paths)::text[]) AS q(path)
+             WHERE (SELECT true FROM \(unescaped: schema.plannedPaths) p WHERE p.run_id = \(run) AND p.path = q.path)
+            """).map { ExactPath(try $0.decode(String.self, 0)) })
     }
 
     public func databaseNow(on c: PostgresConnection) async throws -> Date {
@@ -203,7 +143,51 @@ public struct RunStore: Sendable {
 
     static func run(_ row: PostgresRow) throws -> RunRecord {
         RunRecord(id: try row.decode(Int64.self, 0), sourceID: try row.decode(String.self, 1),
-                  mode: try row.decode(String.self, 2), pin: try row.decode(String?.self, 3),
-                  state: try row.decode(String.self, 4), planned: try row.decode(Int.self, 5))
+                  mode: SourceMode(rawValue: try row.decode(String.self, 2)) ?? .directory, pin: try row.decode(String?.self, 3),
+                  state: RunState(rawValue: try row.decode(String.self, 4)) ?? .aborted, planned: try row.decode(Int.self, 5))
+    }
+
+    // MARK: git mode
+
+    /// Stores a new git run: the plan's paths, and the rows of its removals (excluded, hidden or
+    /// ignored now), deleted and checkpointed `deleted`. Call inside the lease's fenced transaction.
+    public func createRun(_ plan: GitPlan, sourceID: String, token: Int64, maxFileBytes: Int, maxAttempts: Int,
+                          on c: PostgresConnection) async throws -> RunRecord {
+        try await SourceStore(schema: schema).adoptMode(.git, sourceID: sourceID, on: c)
+        var removed: [String] = []
+        if !plan.removals.isEmpty {
+            removed = try await c.query("""
+                DELETE FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID) AND path = ANY(\(plan.removals)::text[])
+                RETURNING path
+                """).map { try $0.decode(String.self, 0) }
+            try await FailureStore(schema: schema).delete(plan.removals, sourceID: sourceID, on: c)
+        }
+        let run = try await createRun(sourceID: sourceID, mode: .git, pin: plan.pin, token: token,
+                                            plan: plan.paths + removed, maxFileBytes: maxFileBytes,
+                                            maxAttempts: maxAttempts, on: c)
+        try await CheckpointStore(schema: schema).append(paths: removed, outcome: .deleted, run: run.id, on: c)
+        if !plan.worktree.isEmpty {
+            try await c.copyFrom("COPY \(unescaped: schema.gitWorktreePaths) (run_id, path) FROM STDIN") { writer in
+                for path in plan.worktree { try await writer.writeRow(run.id, path) }
+            }
+        }
+        return run
+    }
+
+    /// The worktree paths of the source's last completed run.
+    public func lastWorktreePaths(sourceID: String, on c: PostgresConnection) async throws -> [String] {
+        try await c.query("""
+            SELECT w.path FROM \(unescaped: schema.gitWorktreePaths) w
+             WHERE w.run_id = (SELECT max(id) FROM \(unescaped: schema.runs)
+                                WHERE source_id = \(sourceID) AND state IN (\(RunState.completed.rawValue), \(RunState.completedWithFailures.rawValue)))
+            """).map { try $0.decode(String.self, 0) }
+    }
+
+    /// Ends a run that can no longer complete (its pin vanished in a history rewrite). Fenced.
+    public func abandon(run: Int64, on c: PostgresConnection) async throws {
+        try await c.execute("""
+            UPDATE \(unescaped: schema.runs) SET state = \(RunState.aborted.rawValue), finished_at = now()
+             WHERE id = \(run) AND state = \(RunState.running.rawValue)
+            """)
     }
 }

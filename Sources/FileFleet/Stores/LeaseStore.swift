@@ -1,44 +1,5 @@
 public import FleetPostgres
 
-/// Timing of a lease (SPEC §6.5). All lease times are computed by the database clock.
-public struct LeaseTiming: Sendable, Equatable {
-    public var heartbeat: Duration
-    public var ttl: Duration
-    /// A contender needs the last heartbeat to be older than this, as well as the TTL to have passed.
-    public var grace: Duration
-
-    public init(heartbeat: Duration = .seconds(5), ttl: Duration = .seconds(30), grace: Duration? = nil) {
-        self.heartbeat = heartbeat
-        self.ttl = ttl
-        self.grace = grace ?? heartbeat * 3
-    }
-}
-
-/// A row of `leases` as an operator sees it; ages are measured by the database clock.
-public struct LeaseInfo: Sendable, Equatable {
-    public var name: String
-    public var holder: String?
-    public var token: Int64
-    public var heartbeatAge: Double?
-    public var expiresIn: Double?
-}
-
-/// Someone else holds the lease and is alive (or not yet past TTL and grace).
-public struct LeaseBusy: Error, CustomStringConvertible {
-    public let lease: LeaseInfo
-    public var description: String {
-        let age = lease.heartbeatAge.map { String(format: "%.1fs", $0) } ?? "never"
-        return "lease \(lease.name) is held by \(lease.holder ?? "?") (token \(lease.token), last heartbeat \(age) ago)"
-    }
-}
-
-/// The lease was taken over (or force-released): this holder must not write another byte.
-public struct LeaseLost: Error, CustomStringConvertible {
-    public let name: String
-    public let token: Int64
-    public var description: String { "lease \(name) with token \(token) was lost to another holder" }
-}
-
 /// The SQL of leases, one statement each. Knows nothing of heartbeat timers (see `Lease`).
 public struct LeaseStore: Sendable {
     public let schema: Schema
@@ -146,13 +107,5 @@ public struct LeaseStore: Sendable {
                       token: try row.decode(Int64.self, 2), heartbeatAge: try row.decode(Double?.self, 3),
                       expiresIn: try row.decode(Double?.self, 4))
         }
-    }
-}
-
-extension Duration {
-    /// Whole and fractional seconds, for SQL intervals.
-    var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
     }
 }

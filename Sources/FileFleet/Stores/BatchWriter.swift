@@ -1,13 +1,6 @@
 import FleetPostgres
 import Foundation
 
-/// What a worker found for one planned path, before the transaction.
-enum FileOutcome: Sendable {
-    case document(ImportedDocument, mtimeMicros: Int64)
-    case vanished
-    case failed(reason: String, message: String, attempts: Int)
-}
-
 /// The transaction of one batch of one run: skip what is already checkpointed, write changed
 /// documents, delete vanished ones, record failures, append the checkpoint rows. Commits all of it
 /// or nothing.
@@ -72,7 +65,7 @@ struct BatchWriter: Sendable {
             guard !todo.isEmpty else { return OutcomeCounts() }
 
             var counts = OutcomeCounts()
-            var checkpointOutcomes: [String] = []
+            var checkpointOutcomes: [Outcome] = []
             var inserts: [(ImportedDocument, Int64)] = []
             var upserts: [(ImportedDocument, Int64)] = []
             var deletions: [String] = []
@@ -84,11 +77,11 @@ struct BatchWriter: Sendable {
                 case .document(let document, let mtime):
                     if stored.sha256 == document.sha256 {
                         counts.unchanged += 1
-                        checkpointOutcomes.append("unchanged")
+                        checkpointOutcomes.append(.unchanged)
                     } else {
                         if stored.sha256 == nil && plainCopy { inserts.append((document, mtime)) } else { upserts.append((document, mtime)) }
                         counts.imported += 1
-                        checkpointOutcomes.append("imported")
+                        checkpointOutcomes.append(.imported)
                     }
                     if stored.failed { clearedFailures.append(path) }
                 case .vanished:
@@ -96,16 +89,16 @@ struct BatchWriter: Sendable {
                     if stored.sha256 != nil {
                         deletions.append(path)
                         counts.deleted += 1
-                        checkpointOutcomes.append("deleted")
+                        checkpointOutcomes.append(.deleted)
                     } else {
                         counts.unchanged += 1
-                        checkpointOutcomes.append("unchanged")
+                        checkpointOutcomes.append(.unchanged)
                     }
                     if stored.failed { clearedFailures.append(path) }
                 case .failed(let reason, let message, let attempts):
                     failures.append((path, reason, message, attempts))
                     counts.failed += 1
-                    checkpointOutcomes.append("failed")
+                    checkpointOutcomes.append(.failed)
                 }
             }
 
@@ -120,35 +113,11 @@ struct BatchWriter: Sendable {
                     DELETE FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID) AND path = ANY(\(deletions)::text[])
                     """)
             }
-            if !clearedFailures.isEmpty {
-                try await c.execute("""
-                    DELETE FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID) AND path = ANY(\(clearedFailures)::text[])
-                    """)
-            }
-            if !failures.isEmpty {
-                try await c.execute("""
-                    INSERT INTO \(unescaped: schema.failures) AS f (source_id, path, reason, message, attempts, run_id)
-                    SELECT \(sourceID), p, r, m, a::int, \(run)
-                      FROM unnest(\(failures.map(\.path))::text[], \(failures.map(\.reason))::text[],
-                                  \(failures.map(\.message))::text[], \(failures.map { String($0.attempts) })::text[]) AS t(p, r, m, a)
-                    ON CONFLICT (source_id, path) DO UPDATE
-                       SET reason = excluded.reason, message = excluded.message, run_id = excluded.run_id,
-                           attempts = f.attempts + excluded.attempts, last_seen = now()
-                    """)
-            }
-            if plainCopy {
-                try await c.copyFrom("COPY \(unescaped: schema.checkpoints) (run_id, path, outcome, worker) FROM STDIN") { writer in
-                    for ((path, _), outcome) in zip(todo, checkpointOutcomes) {
-                        try await writer.writeRow([run, path, outcome, worker] as [any PostgresEncodable])
-                    }
-                }
-            } else {
-                try await c.execute("""
-                    INSERT INTO \(unescaped: schema.checkpoints) (run_id, path, outcome, worker)
-                    SELECT \(run), p, o, \(worker) FROM unnest(\(todo.map(\.path))::text[], \(checkpointOutcomes)::text[]) AS t(p, o)
-                    ON CONFLICT DO NOTHING
-                    """)
-            }
+            let failureStore = FailureStore(schema: schema)
+            try await failureStore.delete(clearedFailures, sourceID: sourceID, on: c)
+            try await failureStore.record(failures, run: run, sourceID: sourceID, on: c)
+            try await CheckpointStore(schema: schema).append(Array(zip(todo.map(\.path), checkpointOutcomes)), run: run,
+                                                            worker: worker, existing: plainCopy ? .fail : .skip, on: c)
             return counts
         }
     }
