@@ -62,20 +62,7 @@ struct RunDriver: Sendable {
                                                   largeAbove: options.directMax, large: needsKafka, on: c, counting: pool)
                 try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
                 let storing = ContinuousClock.now
-                let run = try await lease.fenced(on: c) { c in
-                    try await sources.adoptMode(mode, sourceID: sourceID, on: c)
-                    try await planner.touch(plan, sourceID: sourceID, on: c)
-                    let run = try await store.createRun(sourceID: sourceID, staged: plan, token: lease.token,
-                                                        maxFileBytes: options.maxFileBytes,
-                                                        maxAttempts: options.maxAttempts, on: c)
-                    try await planner.remove(plan, run: run.id, sourceID: sourceID, on: c)
-                    let quarantine = Quarantine(schema: settings.schema)
-                    try await quarantine.recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
-                    try await quarantine.recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
-                    try await quarantine.recordUnreadableDirectories(plan.unreadableDirectories, run: run.id,
-                                                                     sourceID: sourceID, on: c)
-                    return run
-                }
+                let run = try await store(.directory(plan), sourceID: sourceID, on: c)
                 try await planner.discard(on: c)
                 return (run, plan, listing, storing)
             }
@@ -93,6 +80,39 @@ struct RunDriver: Sendable {
         // Recorded at once: a run that stops from here on still names its run in the summary.
         facts.record(run: run.id, planned: run.planned, resumed: 0)
         return try await scoped(to: run).complete(run, since: since, summary: summary, workers: workers, producer: producer)
+    }
+
+    /// Stores a new run and its plan, of either kind, in one transaction fenced by the lease:
+    /// the source's mode, the plan's paths, the rows it removes (checkpointed `deleted`) and what
+    /// it quarantines (checkpointed `failed`).
+    private func store(_ plan: Plan, sourceID: String, on c: PostgresConnection) async throws -> RunRecord {
+        try await lease.fenced(on: c) { c in
+            let quarantine = Quarantine(schema: settings.schema)
+            let limits = (maxFileBytes: options.maxFileBytes, maxAttempts: options.maxAttempts)
+            switch plan {
+            case .directory(let plan):
+                try await sources.adoptMode(.directory, sourceID: sourceID, on: c)
+                let planner = DirectoryPlanner(schema: settings.schema)
+                try await planner.touch(plan, sourceID: sourceID, on: c)
+                let run = try await store.createRun(sourceID: sourceID, staged: plan, token: lease.token,
+                                                    maxFileBytes: limits.maxFileBytes, maxAttempts: limits.maxAttempts, on: c)
+                try await planner.remove(plan, run: run.id, sourceID: sourceID, on: c)
+                try await quarantine.recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
+                try await quarantine.recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
+                try await quarantine.recordUnreadableDirectories(plan.unreadableDirectories, run: run.id,
+                                                                 sourceID: sourceID, on: c)
+                return run
+            case .git(let plan, let longKeys, let longGone):
+                try await sources.adoptMode(.git, sourceID: sourceID, on: c)
+                let run = try await store.createRun(plan, sourceID: sourceID, token: lease.token,
+                                                    maxFileBytes: limits.maxFileBytes, maxAttempts: limits.maxAttempts, on: c)
+                try await quarantine.recordLongPaths(longKeys, gone: longGone, run: run.id, sourceID: sourceID, on: c)
+                // A full listing sees every name; a diff only the changed ones.
+                try await quarantine.recordInvalidNames(plan.invalidNames, gone: plan.full ? nil : plan.invalidGone,
+                                                        run: run.id, sourceID: sourceID, on: c)
+                return run
+            }
+        }
     }
 
     /// This driver with every line of `run` carrying its id and source.
@@ -388,16 +408,7 @@ extension RunDriver {
         if plan.paths.count > options.directMax { large() }  // the group join overlaps storing the plan
         for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name], level: .warning) }
         let run = try await db { c in
-            try await lease.fenced(on: c) { c in
-                let run = try await store.createRun(plan, sourceID: sourceID, token: lease.token, maxFileBytes: options.maxFileBytes,
-                                                      maxAttempts: options.maxAttempts, on: c)
-                let quarantine = Quarantine(schema: settings.schema)
-                try await quarantine.recordLongPaths(longKeys, gone: longGone, run: run.id, sourceID: sourceID, on: c)
-                // A full listing sees every name; a diff only the changed ones.
-                try await quarantine.recordInvalidNames(plan.invalidNames, gone: plan.full ? nil : plan.invalidGone,
-                                                        run: run.id, sourceID: sourceID, on: c)
-                return run
-            }
+            try await store(.git(plan, longKeys: longKeys, longGone: longGone), sourceID: sourceID, on: c)
         }
         log.event("planned", ["run": String(run.id), "source": sourceID, "mode": SourceMode.git.rawValue,
                               "basis": plan.full ? "full_listing" : "diff", "pin": plan.pin ?? "none",

@@ -150,10 +150,10 @@ public struct RunStore: Sendable {
     // MARK: git mode
 
     /// Stores a new git run: the plan's paths, and the rows of its removals (excluded, hidden or
-    /// ignored now), deleted and checkpointed `deleted`. Call inside the lease's fenced transaction.
+    /// ignored now), deleted and checkpointed `deleted`. Call inside the lease's fenced transaction,
+    /// after the source adopted git mode.
     public func createRun(_ plan: GitPlan, sourceID: String, token: Int64, maxFileBytes: Int, maxAttempts: Int,
                           on c: PostgresConnection) async throws -> RunRecord {
-        try await SourceStore(schema: schema).adoptMode(.git, sourceID: sourceID, on: c)
         var removed: [String] = []
         if !plan.removals.isEmpty {
             removed = try await c.query("""
