@@ -134,6 +134,9 @@ struct RunDriver: Sendable {
         let banked = try await db { c in try await checkpoints.count(run: run.id, on: c) }
         facts.record(run: run.id, planned: run.planned, resumed: summary.resumed)
         progress(SyncProgress(planned: run.planned, done: banked, resumed: summary.resumed))
+        // The plan's pages are read in path order: with statistics older than the plan, the server
+        // sorted the whole run for every page of 500 (23 ms a page at 100,000 paths), not an index range.
+        if run.planned - banked > options.directMax { try await db { c in try await store.analyzePlans(on: c) } }
 
         if banked < run.planned && run.planned - banked <= options.directMax {
             try await importDirectly(run, banked: banked, resumed: summary.resumed)

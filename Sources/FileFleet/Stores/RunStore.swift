@@ -137,6 +137,12 @@ public struct RunStore: Sendable {
             """).map { ExactPath(try $0.decode(String.self, 0)) })
     }
 
+    /// Brings the planner's statistics of `planned_paths` up to date (a sample, not a scan): call
+    /// once a run's plan is stored, before its pages are read.
+    func analyzePlans(on c: PostgresConnection) async throws {
+        try await c.execute("ANALYZE \(unescaped: schema.plannedPaths)")
+    }
+
     public func databaseNow(on c: PostgresConnection) async throws -> Date {
         try await c.query("SELECT now()")[0].decode(Date.self, 0)
     }
