@@ -49,7 +49,7 @@ import TestSupport
             try #require(started, "the two in-process workers did not both import\n\(sync.transcript)")
             #expect(await Self.readyz(port).status == 200)
             let victim = ids[0]
-            try await fleet.query { c in try await c.execute("INSERT INTO filefleet.poisoned_workers VALUES (\(victim))") }
+            _ = try await fleet.query { c in try await c.execute("INSERT INTO filefleet.poisoned_workers VALUES (\(victim))") }
 
             var body = ""
             let paused = await fleetEventually(timeout: .seconds(60), every: .milliseconds(200)) {
@@ -60,7 +60,7 @@ import TestSupport
             #expect(paused, "readyz did not name the paused worker: \(body)\n\(sync.transcript)")
             #expect(body.contains("worker \(ids[1]): ready"), "\(body)")
 
-            try await fleet.query { c in try await c.execute("DELETE FROM filefleet.poisoned_workers") }
+            _ = try await fleet.query { c in try await c.execute("DELETE FROM filefleet.poisoned_workers") }
             let resumed = await fleetEventually(timeout: .seconds(60), every: .milliseconds(200)) {
                 let answer = await Self.readyz(port)
                 body = answer.body

@@ -58,10 +58,18 @@ import Testing
     defer { Task { try? await server.stop() } }
     let pool = PostgresPool(url: server.url, maxConnections: 2)
     defer { Task { await pool.close() } }
+    // Both connections held at once, whatever the scheduler does (a 0.2 s overlap was not enough
+    // on a loaded CI box: the first task finished before the second asked, and one connection served both).
+    final class Holding: Sendable { let count = Mutex(0) }
+    let holding = Holding()
     let before: Set<Int32> = try await withThrowingTaskGroup(of: Int32.self) { group in
         for _ in 0..<2 {
             group.addTask {
-                try await pool.withConnection { try await $0.query("SELECT pg_backend_pid() FROM pg_sleep(0.2)")[0].decode(Int32.self, 0) }
+                try await pool.withConnection { c in
+                    holding.count.withLock { $0 += 1 }
+                    while holding.count.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+                    return try await c.query("SELECT pg_backend_pid()")[0].decode(Int32.self, 0)
+                }
             }
         }
         return try await group.reduce(into: []) { $0.insert($1) }

@@ -1,7 +1,6 @@
 import Logging
 public import ServiceLifecycle
 import UnixSignals
-import Synchronization
 
 extension Worker: Service {}
 

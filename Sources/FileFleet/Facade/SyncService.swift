@@ -1,6 +1,4 @@
-import Logging
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
 
 /// One `sync` as a service: the coordinator's run until it ends; a graceful shutdown (SIGTERM)
