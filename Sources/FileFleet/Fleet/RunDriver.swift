@@ -157,6 +157,7 @@ struct RunDriver: Sendable {
             }
         }
 
+        log.event("workers_drained", level: .debug)
         let all = try await db { c in try await checkpoints.outcomes(run: run.id, on: c) }
         let state: RunState = all.failed > 0 ? .completedWithFailures : .completed
         try await db { c in

@@ -88,6 +88,7 @@ public final class Worker: Sendable {
             throw error
         }
         await markStopped(pool)
+        log.event("marked_stopped", level: .debug)
     }
 
     private func serve(importer: BatchImporter, pool: PostgresPool) async throws {
@@ -115,7 +116,9 @@ public final class Worker: Sendable {
                 do {
                     try await consume(consumer, importer: importer, pool: pool,
                                       consecutiveFailures: &consecutiveFailures, unassigned: &unassigned)
+                    log.event("consumer_closing", level: .debug)
                     await consumer.close()
+                    log.event("consumer_closed", level: .debug)
                 } catch let rejoin as Rejoin {
                     // Same readiness: the worker is healthy, its group membership is not.
                     log.event("rejoining", ["reason": rejoin.description])
