@@ -181,6 +181,8 @@ final class ConsumerCore: Sendable {
         var paused: Set<KafkaTopicPartition> = []
         var flowPaused = false
         var closing = false
+        /// The poll thread is in `rd_kafka_consumer_close`: it leaves the group itself.
+        var closeStarted = false
         /// Leave the group at the next revocation instead of rejoining it.
         var leaving = false
         var fatal: KafkaError?
@@ -349,6 +351,7 @@ extension ConsumerCore {
         }
 
         // Leave the group: revokes the assignment (the rebalance callback runs here), then destroy.
+        state.withLock { $0.closeStarted = true }
         rd_kafka_consumer_close(rk)
         let waiter = state.withLock { s in
             defer { s.waiter = nil }
@@ -429,8 +432,11 @@ extension ConsumerCore {
             let revoked = Set(partitions)
             let lost = rd_kafka_assignment_lost(rk) != 0
             // Unsubscribing before the unassign below: once the unassign completes, librdkafka
-            // leaves the group instead of sending JoinGroup.
-            if state.withLock({ $0.leaving && !$0.closing }) { rd_kafka_unsubscribe(rk) }
+            // leaves the group instead of sending JoinGroup. Also when a close is asked for but the
+            // poll thread has not reached `rd_kafka_consumer_close` yet: a peer that left just
+            // before made this rebalance, and a JoinGroup sent now holds the close until the
+            // broker answers it (2 s on the embedded broker, about one sync in ten).
+            if state.withLock({ ($0.leaving || $0.closing) && !$0.closeStarted }) { rd_kafka_unsubscribe(rk) }
             state.withLock { s in
                 s.drop(revoked)
                 s.revoking = revoked
