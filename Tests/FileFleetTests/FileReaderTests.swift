@@ -16,9 +16,26 @@ private func makeTree() throws -> ScratchTree {
 private extension ScratchTree {
     var outside: String { base + "/outside" }
 
+    /// `relative` read by a fresh reader, and again by one that read it (and its directory) before:
+    /// a reader's second answer, from the directories it keeps open, must be its first.
     func read(_ relative: String, maxBytes: Int = 1 << 20) -> Result<SourceFile, ReadFailure> {
+        let reader = FileReader(root: root)
+        let first = Self.result { () throws(ReadFailure) in try reader.read(relative, maxBytes: maxBytes) }
+        let again = Self.result { () throws(ReadFailure) in try reader.read(relative, maxBytes: maxBytes) }
+        switch (first, again) {
+        case (.success(let a), .success(let b)):
+            #expect(a.bytes == b.bytes && a.mtimeMicros == b.mtimeMicros, "\(relative): read again differently")
+        case (.failure(let a), .failure(let b)):
+            #expect(a == b, "\(relative): \(a), then \(b)")
+        default:
+            Issue.record("\(relative): \(first), then \(again)")
+        }
+        return first
+    }
+
+    static func result(_ body: () throws(ReadFailure) -> SourceFile) -> Result<SourceFile, ReadFailure> {
         do throws(ReadFailure) {
-            return .success(try FileReader.read(root: root, relativePath: relative, maxBytes: maxBytes))
+            return .success(try body())
         } catch {
             return .failure(error)
         }
@@ -151,6 +168,23 @@ private extension ScratchTree {
         #expect(tree.failure("dir-link") == .notAFile)
         try tree.link("root-link", to: ".")
         #expect(tree.failure("root-link") == .notAFile)
+    }
+
+    /// A reader keeps the directories it walked to open: a directory swapped for a link to the
+    /// outside after a read is never followed, by that reader or another. A name the old directory
+    /// does not have is walked again from the root, and refused.
+    @Test func aDirectorySwappedForALinkAfterAReadIsNotFollowed() throws {
+        let tree = try makeTree()
+        try tree.write("d/keep.md", "kept")
+        let reader = FileReader(root: tree.root)
+        #expect(String(decoding: try reader.read("d/keep.md", maxBytes: 100).bytes, as: UTF8.self) == "kept")
+        #expect(rename(tree.root + "/d", tree.root + "/d.old") == 0)
+        try tree.link("d", to: "../outside")
+        #expect(throws: ReadFailure.escapesRoot) { try reader.read("d/secret.txt", maxBytes: 100) }
+        #expect(tree.failure("d/secret.txt") == .escapesRoot)
+        // What the old directory holds is still inside the root, where the reader found it.
+        #expect(String(decoding: try reader.read("d/keep.md", maxBytes: 100).bytes, as: UTF8.self) == "kept")
+        #expect(tree.failure("d/keep.md") == .escapesRoot)
     }
 
     @Test func danglingAndLoopingLinks() throws {

@@ -145,67 +145,86 @@ final class BatchImporter: Sendable {
         }
     }
 
-    /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time. A read still
-    /// running `options.readTimeout` after it began (a hung network mount, a FUSE server that
-    /// stopped answering) is abandoned by the batch's watchdog: its file fails `read_timeout` so
-    /// the rest of the batch commits, and its thread is left to finish or hang; `metrics.stuck`
-    /// reports it once it outlives `options.stuckBound`. One watchdog per batch, not a timer per
-    /// file: a backfill starts thousands of reads a second.
+    /// Reads, hashes and parses on Dispatch threads, `options.concurrency` at a time, in chunks of
+    /// consecutive paths (one thread hop and one `FileReader` per chunk, not per file: neighbours
+    /// share their directories' descriptors). A read still running `options.readTimeout` after it
+    /// began (a hung network mount, a FUSE server that stopped answering) is abandoned by the batch's
+    /// watchdog: its file fails `read_timeout`, the rest of its chunk is read on another thread so the
+    /// batch commits, and its thread is left to finish or hang; `metrics.stuck` reports it once it
+    /// outlives `options.stuckBound`. One watchdog per batch, not a timer per file: a backfill starts
+    /// thousands of reads a second.
     private func readFiles(_ paths: [String], run: RunContext) async -> [(path: String, outcome: FileOutcome)] {
         let lanes = max(1, min(options.concurrency, paths.count))
+        let chunkSize = max(1, min(Self.chunkSize, (paths.count + lanes - 1) / lanes))
         let reads = ReadsInFlight()
         let watchdog = Task { [options, metrics, log] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(250))
-                for (key, path, waiting) in reads.abandon(olderThan: options.readTimeout) {
+                for (key, path, done, waiting) in reads.abandon(olderThan: options.readTimeout) {
                     metrics.began(key, "a read of \(path)", bound: options.stuckBound - options.readTimeout)
                     log.event("read_timeout", ["run": String(run.id), "path": path, "seconds": String(Int(options.readTimeout.seconds))])
-                    waiting.resume(returning: .failed(reason: ReadTimeout.reason,
-                                                      message: "the read did not finish within \(Int(options.readTimeout.seconds)) s (--batch-timeout / 2)",
-                                                      attempts: 1))
+                    waiting.resume(returning: done + [.failed(reason: ReadTimeout.reason,
+                                                              message: "the read did not finish within \(Int(options.readTimeout.seconds)) s (--batch-timeout / 2)",
+                                                              attempts: 1)])
                 }
             }
         }
         defer { watchdog.cancel() }
-        return await withTaskGroup(of: (Int, FileOutcome).self) { group in
+        return await withTaskGroup(of: (Range<Int>, [FileOutcome]).self) { group in
             var outcomes = [FileOutcome?](repeating: nil, count: paths.count)
             var next = 0
-            func start() {
-                let index = next
-                next += 1
-                group.addTask { (index, await self.read(paths[index], run: run, reads: reads)) }
+            func start(_ range: Range<Int>) {
+                group.addTask { (range, await self.read(paths[range], run: run, reads: reads)) }
             }
-            while next < lanes { start() }
-            for await (index, outcome) in group {
-                outcomes[index] = outcome
-                if next < paths.count { start() }
+            func startNext() {
+                let end = min(next + chunkSize, paths.count)
+                start(next..<end)
+                next = end
+            }
+            for _ in 0..<lanes where next < paths.count { startNext() }
+            for await (range, read) in group {
+                for (offset, outcome) in read.enumerated() { outcomes[range.lowerBound + offset] = outcome }
+                if read.count < range.count {
+                    start(range.lowerBound + read.count..<range.upperBound)  // after a read that hung
+                } else if next < paths.count {
+                    startNext()
+                }
             }
             return zip(paths, outcomes).map { ($0, $1!) }
         }
     }
 
-    /// One file read on a Dispatch thread, registered in `reads` from the moment it begins.
-    private func read(_ path: String, run: RunContext, reads: ReadsInFlight) async -> FileOutcome {
+    /// Paths read per thread hop.
+    static let chunkSize = 64
+
+    /// Consecutive files read on one Dispatch thread with one reader, each registered in `reads`
+    /// from the moment it begins; stops early when the watchdog abandoned the chunk.
+    private func read(_ paths: ArraySlice<String>, run: RunContext, reads: ReadsInFlight) async -> [FileOutcome] {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async { [metrics] in
-                let key = reads.begin(path, continuation)
-                let outcome = Self.readFile(path, run: run)
-                if let waiting = reads.end(key) {
-                    waiting.resume(returning: outcome)
-                } else {
-                    metrics.ended("read \(key)")  // abandoned meanwhile: it is no longer stuck
+                let key = reads.begin(continuation)
+                let reader = FileReader(root: run.root)
+                for path in paths {
+                    guard reads.starting(key, path) else { return }
+                    let outcome = Self.readFile(path, run: run, reader: reader)
+                    guard reads.finished(key, outcome) else {
+                        metrics.ended("read \(key)")  // abandoned meanwhile: it is no longer stuck
+                        return
+                    }
                 }
+                if let (waiting, outcomes) = reads.end(key) { waiting.resume(returning: outcomes) }
             }
         }
     }
 
     /// One file: vanished → deleted; a read that fails for a reason that may pass (unreadable) is
     /// tried `maxAttempts` times; the others (too large, escapes the root) fail at once.
-    static func readFile(_ path: String, run: RunContext) -> FileOutcome {
+    static func readFile(_ path: String, run: RunContext, reader: FileReader? = nil) -> FileOutcome {
+        let reader = reader ?? FileReader(root: run.root)
         var attempt = 1
         while true {
             do {
-                let file = try FileReader.read(root: run.root, relativePath: path, maxBytes: run.maxFileBytes)
+                let file = try reader.read(path, maxBytes: run.maxFileBytes)
                 let document = Importer.importFile(bytes: file.bytes, path: path, mtime: file.mtime)
                 return .document(document, mtimeMicros: file.mtimeMicros)
             } catch .vanished {

@@ -1,33 +1,61 @@
-import FleetKafka
-import FleetPostgres
 import Foundation
 import Synchronization
 
-/// The reads of one batch that have begun and not returned, with when they began.
+/// The chunks of one batch being read, each on a thread of its own: which file each is reading
+/// and since when, and what it has read so far.
 final class ReadsInFlight: Sendable {
-    private let state = Mutex<[Int: (path: String, began: ContinuousClock.Instant,
-                                     waiting: CheckedContinuation<FileOutcome, Never>)]>([:])
+    private struct Chunk {
+        var path: String?
+        var began: ContinuousClock.Instant
+        var outcomes: [FileOutcome] = []
+        let waiting: CheckedContinuation<[FileOutcome], Never>
+    }
+
+    private let state = Mutex<[Int: Chunk]>([:])
     /// Keys unique in the process: an abandoned read is known to `FleetMetrics` by its key.
     private static let keys = Atomic<Int>(0)
 
-    func begin(_ path: String, _ waiting: CheckedContinuation<FileOutcome, Never>) -> Int {
+    /// A chunk begins; `waiting` gets its outcomes, all of them or (when abandoned) those before a read that hung.
+    func begin(_ waiting: CheckedContinuation<[FileOutcome], Never>) -> Int {
         let key = Self.keys.add(1, ordering: .relaxed).newValue
-        state.withLock { $0[key] = (path, .now, waiting) }
+        state.withLock { $0[key] = Chunk(path: nil, began: .now, waiting: waiting) }
         return key
     }
 
-    /// The continuation of a read that returned, unless it was abandoned.
-    func end(_ key: Int) -> CheckedContinuation<FileOutcome, Never>? {
-        state.withLock { $0.removeValue(forKey: key)?.waiting }
+    /// The chunk starts reading `path`; false when it was abandoned and is to stop.
+    func starting(_ key: Int, _ path: String) -> Bool {
+        state.withLock { chunks in
+            guard chunks[key] != nil else { return false }
+            chunks[key]!.path = path
+            chunks[key]!.began = .now
+            return true
+        }
     }
 
-    /// Removes the reads older than `timeout`; their callers are to be resumed with a failure.
-    func abandon(olderThan timeout: Duration) -> [(key: String, path: String, waiting: CheckedContinuation<FileOutcome, Never>)] {
+    /// The chunk's current read returned `outcome`; false when it was abandoned meanwhile.
+    func finished(_ key: Int, _ outcome: FileOutcome) -> Bool {
+        state.withLock { chunks in
+            guard chunks[key] != nil else { return false }
+            chunks[key]!.outcomes.append(outcome)
+            chunks[key]!.path = nil
+            return true
+        }
+    }
+
+    /// The chunk read all its files: its caller, to be resumed with these outcomes, unless it was abandoned.
+    func end(_ key: Int) -> (waiting: CheckedContinuation<[FileOutcome], Never>, outcomes: [FileOutcome])? {
+        state.withLock { $0.removeValue(forKey: key).map { ($0.waiting, $0.outcomes) } }
+    }
+
+    /// Removes the chunks whose current read began more than `timeout` ago. Their callers are to be
+    /// resumed with `done` and a failure for `path`; the rest of such a chunk is not read by it.
+    func abandon(olderThan timeout: Duration) -> [(key: String, path: String, done: [FileOutcome],
+                                                    waiting: CheckedContinuation<[FileOutcome], Never>)] {
         let now = ContinuousClock.now
-        return state.withLock { reads in
-            let old = reads.filter { now - $0.value.began > timeout }
-            for key in old.keys { reads[key] = nil }
-            return old.map { ("read \($0.key)", $0.value.path, $0.value.waiting) }
+        return state.withLock { chunks in
+            let old = chunks.filter { $0.value.path != nil && now - $0.value.began > timeout }
+            for key in old.keys { chunks[key] = nil }
+            return old.map { ("read \($0.key)", $0.value.path!, $0.value.outcomes, $0.value.waiting) }
         }
     }
 }

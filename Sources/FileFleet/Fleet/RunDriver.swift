@@ -191,33 +191,37 @@ struct RunDriver: Sendable {
         let importer = BatchImporter(settings: settings, options: workerOptions, worker: "sync:\(System.hostName):\(getpid())",
                                      pool: pool, log: log, metrics: metrics, fence: { [lease] c in try await lease.checkCurrent(on: c) })
         var done = banked, imported = 0
-        // Each page is read while the one before it is written, as a worker reads ahead.
-        var writing: (task: Task<BatchResult, any Error>, paths: Int, started: ContinuousClock.Instant)?
-        func finishWriting() async throws {
-            guard let (task, paths, started) = writing else { return }
-            writing = nil
-            let result = try await task.value
-            metrics.recordBatch(result.counts, refused: 0, duration: .now - started)
-            done += paths
-            imported += paths
-            progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
+        // Each page is read while the ones before it are written, as a worker reads ahead.
+        var writing: [(task: Task<BatchResult, any Error>, paths: Int, started: ContinuousClock.Instant)] = []
+        func finishWriting(leaving: Int) async throws {
+            while writing.count > leaving {
+                let (task, paths, started) = writing.removeFirst()
+                let result = try await task.value
+                metrics.recordBatch(result.counts, refused: 0, duration: .now - started)
+                done += paths
+                imported += paths
+                progress(SyncProgress(planned: run.planned, done: done, resumed: resumed))
+            }
         }
         do {
             try await forEachRemainingPage(run, size: workerOptions.batchSize, while: proceeding) { paths in
                 let started = ContinuousClock.now
                 let batch = try await importer.prepareDirectly(paths, run: run.id)
-                try await finishWriting()
-                writing = (Task { try await importer.write(batch) }, paths.count, started)
+                try await finishWriting(leaving: Self.directWrites - 1)
+                writing.append((Task { try await importer.write(batch) }, paths.count, started))
             }
-            try await finishWriting()
+            try await finishWriting(leaving: 0)
         } catch {
-            writing?.task.cancel()
-            _ = try? await writing?.task.value  // nothing of this run is written after it returns
+            for (task, _, _) in writing { task.cancel() }
+            for (task, _, _) in writing { _ = try? await task.value }  // nothing of this run is written after it returns
             throw error
         }
         log.event("imported_directly", ["paths": String(imported)])
         return done
     }
+
+    /// Transactions of a direct import in flight at once.
+    static let directWrites = 2
 
     /// Calls `body` with each page of the paths of `run` that have no checkpoint, `size` planned
     /// paths a page. Each page is read in a fenced transaction of its own: a superseded holder
