@@ -32,6 +32,28 @@ extension PostgresConnection {
         return try await endCopy(failure: nil, statement: sql)
     }
 
+    /// Runs `statement`, a `COPY … FROM STDIN (FORMAT binary)`, with `rows`. Returns the number of rows copied.
+    @discardableResult
+    public func copyBinary(isolation: isolated (any Actor)? = #isolation, _ statement: PostgresQuery,
+                           rows: some Collection<PostgresBinaryRow>) async throws -> Int {
+        try await copyFrom(statement) { writer in
+            var chunk = Self.binaryHeader
+            chunk.reserveCapacity(PostgresCopyWriter.chunkSize + 4096)
+            for row in rows {
+                chunk.append(contentsOf: row.bytes)
+                if chunk.count >= PostgresCopyWriter.chunkSize {
+                    try await writer.write(chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                }
+            }
+            chunk.append(contentsOf: [0xFF, 0xFF])  // the trailer: a field count of -1
+            try await writer.write(chunk)
+        }
+    }
+
+    /// The signature, no flags, no header extension.
+    private static let binaryHeader: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00] + [0, 0, 0, 0, 0, 0, 0, 0]
+
     func putCopyData(_ bytes: [UInt8], statement: String) async throws {
         try await perform(cancellable: false, statement: statement) { pg in
             let sent = bytes.withUnsafeBufferPointer { buffer in
@@ -64,7 +86,7 @@ extension PostgresConnection {
 public final class PostgresCopyWriter: Sendable {
     private let connection: PostgresConnection
     private let buffer = Mutex([UInt8]())
-    private static let chunkSize = 256 * 1024
+    static let chunkSize = 256 * 1024
 
     init(connection: PostgresConnection) {
         self.connection = connection

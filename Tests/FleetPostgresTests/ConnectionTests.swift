@@ -239,3 +239,60 @@ final class Locked<Value: Sendable>: Sendable {
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
+
+/// COPY's binary format, value for value: text with every special byte, NULLs, bigints at their
+/// limits, jsonb, and instants before 1970, before 2000, in year 1 and beyond 9999, each the instant
+/// the text format gives; an instant PostgreSQL cannot hold is refused (22008), never ±infinity.
+@Test func binaryCopyKeepsEveryValue() async throws {
+    let (conn, _) = try await schemaConnection()
+    defer { Task { await conn.close() } }
+    let texts: [String?] = ["", "\\", "\t", "\n", "\r\n", "\\N", "ü\\日本\t🚀\n", "NULL", nil, String(repeating: "x\n", count: 5000)]
+    var micros: [Int64] = [0, -1, 1, 1_600_000_000_250_000, -2_208_988_800_000_001, 946_684_800_000_000, 946_684_799_999_999,
+                           -62_135_596_800_000_000, 253_402_300_800_000_000, 9_000_000_000_000_000_000]
+    for _ in 0..<50 { micros.append(Int64.random(in: -210_000_000_000_000_000...9_000_000_000_000_000_000)) }
+    let jsons: [String?] = [#"{"a": [1, "x\ty"], "b": null}"#, "[]", nil, #""ü""#]
+    try await conn.execute("CREATE TABLE b (i bigint, id bigint, v text, at timestamptz, j jsonb)")
+    try await conn.execute("CREATE TABLE t (i bigint, at timestamptz)")
+    // A field of the wrong binary form (text into bigint) is the server's error; the connection goes on.
+    var wrong = PostgresBinaryRow(fields: 1)
+    wrong.text("abc")
+    await #expect(throws: PostgresError.self) { try await conn.copyBinary("COPY b (i) FROM STDIN (FORMAT binary)", rows: [wrong, wrong]) }
+    #expect(!conn.isBroken)
+    let rows = micros.enumerated().map { i, at in
+        var row = PostgresBinaryRow(fields: 5)
+        row.bigint(Int64(i))
+        row.bigint([Int64.min, Int64.max, 0, -1][i % 4])
+        row.text(texts[i % texts.count])
+        row.timestamptz(micros: at)
+        row.jsonb(jsons[i % jsons.count])
+        return row
+    }
+    #expect(try await conn.copyBinary("COPY b (i, id, v, at, j) FROM STDIN (FORMAT binary)", rows: rows) == micros.count)
+    try await conn.copyFrom("COPY t (i, at) FROM STDIN") { writer in
+        for (i, at) in micros.enumerated() { try await writer.writeRow(Int64(i), PostgresTimestamp.format(micros: at)) }
+    }
+    let back = try await conn.query("""
+        SELECT b.id, b.v, (extract(epoch FROM b.at) * 1000000)::bigint, b.j::text, b.at = t.at
+          FROM b JOIN t USING (i) ORDER BY b.i
+        """)
+    #expect(back.count == micros.count)
+    for (i, row) in back.enumerated() {
+        #expect(try row.decode(Int64.self, 0) == [Int64.min, Int64.max, 0, -1][i % 4])
+        #expect(try row.decode(String?.self, 1) == texts[i % texts.count])
+        #expect(try row.decode(Int64.self, 2) == micros[i], "row \(i): \(micros[i])")
+        #expect(try row.decode(Bool.self, 4), "row \(i): binary and text give different instants")
+    }
+    let json = try await conn.query("SELECT j::text FROM b WHERE i < 4 ORDER BY i").map { try $0.decode(String?.self, 0) }
+    #expect(json == [#"{"a": [1, "x\ty"], "b": null}"#, "[]", nil, #""ü""#])
+    for outside in [Int64.min, Int64.min + 946_684_800_000_000, -211_900_000_000_000_000] {
+        var row = PostgresBinaryRow(fields: 5)
+        row.bigint(-1)
+        row.bigint(0)
+        row.null()
+        row.timestamptz(micros: outside)
+        row.null()
+        await #expect(performing: { try await conn.copyBinary("COPY b (i, id, v, at, j) FROM STDIN (FORMAT binary)", rows: [row]) },
+                      throws: { ($0 as? PostgresError)?.code.rawValue == "22008" })
+    }
+    #expect(try await conn.query("SELECT count(*) FROM b WHERE NOT isfinite(at)")[0].decode(Int.self, 0) == 0)
+}

@@ -86,7 +86,7 @@ final class BatchImporter: Sendable {
     func write(_ batch: PreparedBatch) async throws -> BatchResult {
         var result = BatchResult(refused: batch.refused)
         for (run, outcomes) in batch.runs {
-            for (_, outcome) in outcomes { if case .document(let document, _) = outcome { metrics.recordFileSize(document.size) } }
+            for (_, outcome) in outcomes { if case .document(let document, _, _) = outcome { metrics.recordFileSize(document.size) } }
             let counts = try await writeIsolatingRejections(run: run.id, sourceID: run.sourceID, outcomes: outcomes)
             result.counts.imported += counts.imported
             result.counts.unchanged += counts.unchanged
@@ -226,7 +226,8 @@ final class BatchImporter: Sendable {
             do {
                 let file = try reader.read(path, maxBytes: run.maxFileBytes)
                 let document = Importer.importFile(bytes: file.bytes, path: path, mtime: file.mtime)
-                return .document(document, mtimeMicros: file.mtimeMicros)
+                return .document(document, mtimeMicros: file.mtimeMicros,
+                                 row: BatchWriter.row(document, mtime: file.mtimeMicros, sourceID: run.sourceID, run: run.id))
             } catch .vanished {
                 return .vanished
             } catch .notAFile {

@@ -113,20 +113,20 @@ struct BatchWriter: Sendable {
 
             var counts = OutcomeCounts()
             var checkpointOutcomes: [Outcome] = []
-            var inserts: [(ImportedDocument, Int64)] = []
-            var upserts: [(ImportedDocument, Int64)] = []
+            var inserts: [PostgresBinaryRow] = []
+            var upserts: [PostgresBinaryRow] = []
             var deletions: [String] = []
             var clearedFailures: [String] = []
             var failures: [(path: String, reason: String, message: String, attempts: Int)] = []
             for (path, outcome) in todo {
                 let stored = known[ExactPath(path)] ?? Known()
                 switch outcome {
-                case .document(let document, let mtime):
+                case .document(let document, _, let row):
                     if stored.sha256 == document.sha256 {
                         counts.unchanged += 1
                         checkpointOutcomes.append(.unchanged)
                     } else {
-                        if stored.sha256 == nil && plainCopy { inserts.append((document, mtime)) } else { upserts.append((document, mtime)) }
+                        if stored.sha256 == nil && plainCopy { inserts.append(row) } else { upserts.append(row) }
                         counts.imported += 1
                         checkpointOutcomes.append(.imported)
                     }
@@ -150,11 +150,10 @@ struct BatchWriter: Sendable {
             }
 
             if !inserts.isEmpty {
-                try await c.copyFrom("COPY \(unescaped: schema.documents) (\(unescaped: Self.columns)) FROM STDIN") { writer in
-                    for (d, mtime) in inserts { try await writer.writeRow(Self.row(d, mtime: mtime, sourceID: sourceID, run: run)) }
-                }
+                try await c.copyBinary("COPY \(unescaped: schema.documents) (\(unescaped: Self.columns)) FROM STDIN (FORMAT binary)",
+                                       rows: inserts)
             }
-            if !upserts.isEmpty { try await upsert(upserts, sourceID: sourceID, run: run, on: c) }
+            if !upserts.isEmpty { try await upsert(upserts, on: c) }
             if !deletions.isEmpty {
                 try await c.execute("""
                     DELETE FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID) AND path = ANY(\(deletions)::text[])
@@ -171,13 +170,26 @@ struct BatchWriter: Sendable {
 
     private static let columns = "source_id, path, sha256, size, mtime, kind, title, frontmatter, frontmatter_error, body, run_id"
 
-    private static func row(_ d: ImportedDocument, mtime: Int64, sourceID: String, run: Int64) -> [any PostgresEncodable] {
-        [sourceID, d.path, d.sha256, d.size, PostgresTimestamp.format(micros: mtime), d.kind.rawValue,
-         d.title, d.frontmatterJSON, d.frontmatterError, d.body, run]
+    /// A document's row of `documents` (`columns`, in order), in COPY's binary format: encoded by the
+    /// thread that read the file, so that a batch's transaction only sends bytes.
+    static func row(_ d: ImportedDocument, mtime: Int64, sourceID: String, run: Int64) -> PostgresBinaryRow {
+        var row = PostgresBinaryRow(fields: 11, capacity: 160 + sourceID.utf8.count + d.path.utf8.count
+                                        + (d.frontmatterJSON?.utf8.count ?? 0) + (d.body?.utf8.count ?? 0))
+        row.text(sourceID)
+        row.text(d.path)
+        row.text(d.sha256)
+        row.bigint(Int64(d.size))
+        row.timestamptz(micros: mtime)
+        row.text(d.kind.rawValue)
+        row.text(d.title)
+        row.jsonb(d.frontmatterJSON)
+        row.text(d.frontmatterError)
+        row.text(d.body)
+        row.bigint(run)
+        return row
     }
 
-    private func upsert(_ documents: [(ImportedDocument, Int64)], sourceID: String, run: Int64,
-                        on c: PostgresConnection) async throws {
+    private func upsert(_ rows: [PostgresBinaryRow], on c: PostgresConnection) async throws {
         // Per session; emptied at every commit. lz4 where the server has it (SPEC §10: the body's
         // compression is most of the server's cost), else the server's default.
         try await c.execute("""
@@ -185,9 +197,7 @@ struct BatchWriter: Sendable {
               (LIKE \(unescaped: schema.documents) INCLUDING DEFAULTS INCLUDING COMPRESSION) ON COMMIT DELETE ROWS
             """)
         let columns = Self.columns
-        try await c.copyFrom("COPY filefleet_staging (\(unescaped: columns)) FROM STDIN") { writer in
-            for (d, mtime) in documents { try await writer.writeRow(Self.row(d, mtime: mtime, sourceID: sourceID, run: run)) }
-        }
+        try await c.copyBinary("COPY filefleet_staging (\(unescaped: columns)) FROM STDIN (FORMAT binary)", rows: rows)
         try await c.execute("""
             INSERT INTO \(unescaped: schema.documents) (\(unescaped: columns))
             SELECT \(unescaped: columns) FROM filefleet_staging

@@ -26,11 +26,15 @@ public struct CheckpointStore: Sendable {
         guard !rows.isEmpty else { return }
         switch existing {
         case .fail:
-            try await c.copyFrom("COPY \(unescaped: schema.checkpoints) (run_id, path, outcome, worker) FROM STDIN") { writer in
-                for (path, outcome) in rows {
-                    try await writer.writeRow([run, path, outcome.rawValue, worker] as [any PostgresEncodable])
-                }
-            }
+            try await c.copyBinary("COPY \(unescaped: schema.checkpoints) (run_id, path, outcome, worker) FROM STDIN (FORMAT binary)",
+                                   rows: rows.map { path, outcome in
+                                       var row = PostgresBinaryRow(fields: 4, capacity: 40 + path.utf8.count + worker.utf8.count)
+                                       row.bigint(run)
+                                       row.text(path)
+                                       row.text(outcome.rawValue)
+                                       row.text(worker)
+                                       return row
+                                   })
         case .skip:
             try await c.execute("""
                 INSERT INTO \(unescaped: schema.checkpoints) (run_id, path, outcome, worker)
