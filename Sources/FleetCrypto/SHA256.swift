@@ -22,6 +22,30 @@ public enum SHA256 {
         return withUnsafeBytes(of: &digest) { hexString($0) }
     }
 
+    /// The 32-byte digest of `bytes`.
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = bytes.withUnsafeBytes { input in
+            out.withUnsafeMutableBufferPointer { md in
+                var empty: UInt8 = 0
+                return withUnsafePointer(to: &empty) { fallback in
+                    EVP_Digest(input.baseAddress ?? UnsafeRawPointer(fallback), input.count, md.baseAddress, nil,
+                               algorithm ?? EVP_sha256(), nil)
+                }
+            }
+        }
+        precondition(ok == 1, "EVP_Digest(SHA-256) failed")
+        return out
+    }
+
+    /// HMAC-SHA-256 (RFC 2104) of `message` under `key`: H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ message)).
+    public static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        var block = key.count > 64 ? digest(key) : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        let inner = digest(block.map { $0 ^ 0x36 } + message)
+        return digest(block.map { $0 ^ 0x5C } + inner)
+    }
+
     public static func hex(_ bytes: [UInt8]) -> String {
         bytes.withUnsafeBytes { hex($0) }
     }

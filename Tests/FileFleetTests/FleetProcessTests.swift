@@ -99,6 +99,12 @@ import TestSupport
                 Array(#"{"run":999999,"source":"\#(tree.sourceID)","path":"d0/note-0.md"}"#.utf8),
                 Array(#"{"run":\#(p.run),"source":"someone-else","path":"d0/note-1.md"}"#.utf8),
                 Array(#"{"run":\#(p.run),"source":"\#(tree.sourceID)","path":"../../etc/passwd"}"#.utf8),
+                // Paths the run never planned, signed with a key that is not the run's, or with made-up
+                // hex: looked up in the plan, refused, and never checkpointed (`unplanned` below).
+                PathMessage(run: p.run, source: tree.sourceID, path: "d0/unplanned-1.md")
+                    .signed(with: Array(repeating: 7, count: 32)).encoded(),
+                PathMessage(run: p.run, source: tree.sourceID, path: "d0/unplanned-2.md",
+                            signature: "0123456789abcdef0123456789abcdef").encoded(),
             ]
             try await fleet.publish(forged)
             print("fleet kill+garbage: killed worker0 at \(p.done)/\(p.planned), \(String(format: "%.1f", seconds(since: started))) s in")

@@ -1,3 +1,4 @@
+import FleetCrypto
 import Foundation
 import Testing
 @testable import FileFleet
@@ -66,5 +67,41 @@ import Testing
         let spaced = Array(#"{ "path": "a.md", "run": 1, "source": "s" }"#.utf8)
         #expect(PathMessage.decodeEncoded(spaced) == nil)
         #expect(PathMessage.decode(spaced) == PathMessage(run: 1, source: "s", path: "a.md"))
+    }
+
+    /// HMAC-SHA-256 as RFC 4231 gives it (test cases 1, 2 and 6: a key longer than a block).
+    @Test func hmacMatchesRFC4231() {
+        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        #expect(hex(SHA256.hmac(key: Array(repeating: 0x0b, count: 20), Array("Hi There".utf8)))
+                == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        #expect(hex(SHA256.hmac(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8)))
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        #expect(hex(SHA256.hmac(key: Array(repeating: 0xaa, count: 131),
+                                Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+    }
+
+    /// A signature holds for its run, source and path under its key, and for nothing else; it
+    /// survives the hand encoding and JSONDecoder alike.
+    @Test func signaturesBindRunSourceAndPath() throws {
+        let key = RunStore.newMessageKey()
+        #expect(key.count == 32 && key != RunStore.newMessageKey())
+        let message = PathMessage(run: 7, source: "notes", path: "a/b.md").signed(with: key)
+        #expect(message.signature?.utf8.count == 32)
+        #expect(message.isSigned(with: key))
+        #expect(!message.isSigned(with: RunStore.newMessageKey()))
+        #expect(!PathMessage(run: 7, source: "notes", path: "a/b.md").isSigned(with: key))
+        for other in [PathMessage(run: 8, source: "notes", path: "a/b.md"), PathMessage(run: 7, source: "notes2", path: "a/b.md"),
+                      PathMessage(run: 7, source: "note", path: "sa/b.md"), PathMessage(run: 7, source: "notes", path: "a/b.mdx"),
+                      PathMessage(run: 7, source: "notes", path: "a/b.md\u{301}")] {
+            var forged = other
+            forged.signature = message.signature
+            #expect(!forged.isSigned(with: key), "\(other)")
+        }
+        let bytes = message.encoded()
+        #expect(PathMessage.decodeEncoded(bytes) == message)
+        #expect(try JSONDecoder().decode(PathMessage.self, from: Data(bytes)) == message)
+        #expect(bytes == Array(try Self.encoder.encode(message)))
+        #expect(PathMessage(run: 7, source: "s", path: "p").signed(with: nil).signature == nil)
     }
 }

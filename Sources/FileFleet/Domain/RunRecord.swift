@@ -7,4 +7,7 @@ public struct RunRecord: Sendable {
     public var pin: String?
     public var state: RunState
     public var planned: Int
+    /// The key its path messages are signed with (`PathMessage.signed(with:)`); nil for a run made
+    /// before runs had one.
+    public var messageKey: [UInt8]? = nil
 }

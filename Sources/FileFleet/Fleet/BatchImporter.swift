@@ -48,6 +48,7 @@ final class BatchImporter: Sendable {
             guard run.state == .running else { continue }  // a finished run: nothing left to do
             var unique = Set<ExactPath>()
             var accepted: [String] = []
+            var unsigned: [String] = []  // accepted, without the run's signature
             for message in paths {
                 guard message.source == run.sourceID, RelativePath.isValid(message.path) else {
                     batch.refused += 1
@@ -55,20 +56,29 @@ final class BatchImporter: Sendable {
                                           "run": String(runID), "path": message.path])
                     continue
                 }
-                if unique.insert(ExactPath(message.path)).inserted { accepted.append(message.path) }
+                if unique.insert(ExactPath(message.path)).inserted {
+                    accepted.append(message.path)
+                    if !(run.messageKey.map { message.isSigned(with: $0) } ?? false) { unsigned.append(message.path) }
+                }
             }
             guard !accepted.isEmpty else { continue }
             // Only what the coordinator planned: a forged path of the right run and source must not
             // make the worker read a file the plan left out (hidden, excluded) or checkpoint a path
-            // the run never had, which would end the run early (SPEC §6.10).
-            let planned = try await plannedPaths(accepted, run: runID)
-            if planned.count < accepted.count {
-                for path in accepted where !planned.contains(ExactPath(path)) {
-                    batch.refused += 1
-                    log.event("refused", ["reason": "not_planned", "run": String(runID), "path": path])
+            // the run never had, which would end the run early (SPEC §6.10). A message signed with
+            // the run's key was planned: only the coordinator (and the database) know the key. The
+            // others are looked up in the plan.
+            if !unsigned.isEmpty {
+                let planned = try await plannedPaths(unsigned, run: runID)
+                if planned.count < unsigned.count {
+                    var notPlanned = Set<ExactPath>()
+                    for path in unsigned where !planned.contains(ExactPath(path)) {
+                        notPlanned.insert(ExactPath(path))
+                        batch.refused += 1
+                        log.event("refused", ["reason": "not_planned", "run": String(runID), "path": path])
+                    }
+                    accepted = accepted.filter { !notPlanned.contains(ExactPath($0)) }
+                    guard !accepted.isEmpty else { continue }
                 }
-                accepted = accepted.filter { planned.contains(ExactPath($0)) }
-                guard !accepted.isEmpty else { continue }
             }
             batch.runs.append((run, await readFiles(accepted, run: run)))
         }

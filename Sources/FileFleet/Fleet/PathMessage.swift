@@ -1,22 +1,59 @@
+import FleetCrypto
 import Foundation
 
 /// What the coordinator publishes for one planned path: the run it belongs to and the path,
-/// relative to the source root. The worker reads the root from `sources`, never from here (§6.10).
-/// Key: `source/path`, so that one path always lands on one partition.
+/// relative to the source root, signed with the run's key. The worker reads the root from
+/// `sources`, never from here (§6.10). Key: `source/path`, so that one path always lands on one
+/// partition.
 public struct PathMessage: Sendable, Equatable, Codable {
     public var run: Int64
     public var source: String
     public var path: String
+    /// `signature(…)` under the run's message key: the coordinator's word that it planned this path
+    /// of this run. nil from a run without a key; a worker checks such a path against the plan.
+    public var signature: String?
 
-    public init(run: Int64, source: String, path: String) {
+    enum CodingKeys: String, CodingKey {
+        case run, source, path
+        case signature = "sig"
+    }
+
+    public init(run: Int64, source: String, path: String, signature: String? = nil) {
         self.run = run
         self.source = source
         self.path = path
+        self.signature = signature
+    }
+
+    /// The message signed with `key` (unsigned when there is none).
+    public func signed(with key: [UInt8]?) -> PathMessage {
+        var message = self
+        message.signature = key.map { Self.signature(run: run, source: source, path: path, key: $0) }
+        return message
+    }
+
+    /// Whether the message carries the signature `key` gives it.
+    public func isSigned(with key: [UInt8]) -> Bool {
+        guard let signature else { return false }
+        let expected = Self.signature(run: run, source: source, path: path, key: key)
+        // Compared whole, not up to the first difference.
+        return signature.utf8.count == expected.utf8.count
+            && zip(signature.utf8, expected.utf8).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    /// Hex of the first 16 bytes of HMAC-SHA-256 over the run, the source's length and the source,
+    /// and the path: one (run, source, path) gives one text, and no other.
+    static func signature(run: Int64, source: String, path: String, key: [UInt8]) -> String {
+        let text = Array("\(run)\n\(source.utf8.count)\n".utf8) + Array(source.utf8) + Array(path.utf8)
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        for byte in SHA256.hmac(key: key, text).prefix(16) { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]] }
+        return String(decoding: hex, as: UTF8.self)
     }
 
     public var key: [UInt8] { Array("\(source)/\(path)".utf8) }
 
-    /// `{"path":…,"run":…,"source":…}`, what JSONEncoder writes with sorted keys, written by hand:
+    /// `{"path":…,"run":…,"sig":…,"source":…}`, what JSONEncoder writes with sorted keys, by hand:
     /// JSONEncoder was a fifth of a coordinator's CPU publishing a million paths.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
@@ -25,6 +62,10 @@ public struct PathMessage: Sendable, Equatable, Codable {
         Self.appendString(path, to: &out)
         out.append(contentsOf: #","run":"#.utf8)
         out.append(contentsOf: String(run).utf8)
+        if let signature {
+            out.append(contentsOf: #","sig":"#.utf8)
+            Self.appendString(signature, to: &out)
+        }
         out.append(contentsOf: #","source":"#.utf8)
         Self.appendString(source, to: &out)
         out.append(UInt8(ascii: "}"))
@@ -112,8 +153,13 @@ public struct PathMessage: Sendable, Equatable, Codable {
             run = sum
             i += 1
         }
+        var signature: String?
+        if literal(#","sig":""#) {
+            guard let sig = string() else { return nil }
+            signature = sig
+        }
         guard literal(#","source":""#), let source = string(), literal("}"), i == bytes.count else { return nil }
-        return PathMessage(run: run, source: source, path: path)
+        return PathMessage(run: run, source: source, path: path, signature: signature)
     }
 
     private static func hexDigit(_ byte: UInt8) -> UInt8? {

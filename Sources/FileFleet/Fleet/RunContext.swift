@@ -12,4 +12,6 @@ struct RunContext: Sendable {
     var state: RunState
     var maxFileBytes: Int
     var maxAttempts: Int
+    /// The key the coordinator signs the run's path messages with; nil for a run made without one.
+    var messageKey: [UInt8]? = nil
 }

@@ -297,7 +297,7 @@ struct RunDriver: Sendable {
             let reading = try await forEachRemainingPage(run, size: 50_000) { page in
                 for start in stride(from: 0, to: page.count, by: 5000) {
                     let records = page[start..<min(start + 5000, page.count)].map { path in
-                        let message = PathMessage(run: run.id, source: run.sourceID, path: path)
+                        let message = PathMessage(run: run.id, source: run.sourceID, path: path).signed(with: run.messageKey)
                         return KafkaRecord(topic: settings.topic, key: message.key, value: message.encoded())
                     }
                     if inFlight == 2 { try await group.next(); inFlight -= 1 }

@@ -12,7 +12,7 @@ public struct RunStore: Sendable {
 
     public func openRun(sourceID: String, on c: PostgresConnection) async throws -> RunRecord? {
         try await c.query("""
-            SELECT id, source_id, mode, pin, state, planned FROM \(unescaped: schema.runs)
+            SELECT id, source_id, mode, pin, state, planned, message_key FROM \(unescaped: schema.runs)
              WHERE source_id = \(sourceID) AND state = \(RunState.running.rawValue)
             """).first.map(Self.run)
     }
@@ -53,9 +53,9 @@ public struct RunStore: Sendable {
     private func insertRun(sourceID: String, mode: SourceMode, pin: String?, token: Int64, planned: Int,
                            maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection) async throws -> RunRecord {
         try Self.run(try await c.query("""
-            INSERT INTO \(unescaped: schema.runs) (source_id, mode, pin, lease_token, planned, max_file_bytes, max_attempts)
-            VALUES (\(sourceID), \(mode.rawValue), \(pin), \(token), \(planned), \(maxFileBytes), \(maxAttempts))
-            RETURNING id, source_id, mode, pin, state, planned
+            INSERT INTO \(unescaped: schema.runs) (source_id, mode, pin, lease_token, planned, max_file_bytes, max_attempts, message_key)
+            VALUES (\(sourceID), \(mode.rawValue), \(pin), \(token), \(planned), \(maxFileBytes), \(maxAttempts), \(Self.newMessageKey()))
+            RETURNING id, source_id, mode, pin, state, planned, message_key
             """)[0])
     }
 
@@ -119,17 +119,19 @@ public struct RunStore: Sendable {
     /// What a worker needs of a run to import its paths: the source's root and the run's limits.
     func context(run: Int64, on c: PostgresConnection) async throws -> RunContext? {
         try await c.query("""
-            SELECT r.source_id, s.root, r.state, r.max_file_bytes, r.max_attempts
+            SELECT r.source_id, s.root, r.state, r.max_file_bytes, r.max_attempts, r.message_key
               FROM \(unescaped: schema.runs) r JOIN \(unescaped: schema.sources) s ON s.id = r.source_id
              WHERE r.id = \(run)
             """).first.map { row in
             RunContext(id: run, sourceID: try row.decode(String.self, 0), root: try row.decode(String.self, 1),
                        state: RunState(rawValue: try row.decode(String.self, 2)) ?? .aborted,
-                       maxFileBytes: try row.decode(Int.self, 3), maxAttempts: try row.decode(Int.self, 4))
+                       maxFileBytes: try row.decode(Int.self, 3), maxAttempts: try row.decode(Int.self, 4),
+                       messageKey: try row.decode([UInt8]?.self, 5))
         }
     }
 
     /// Those of `paths` in `run`'s plan: one primary-key probe per path (see `BatchWriter.write`).
+    /// Only for messages without a valid signature: a signed one was planned (`PathMessage`).
     func planned(_ paths: [String], run: Int64, on c: PostgresConnection) async throws -> Set<ExactPath> {
         Set(try await c.query("""
             SELECT q.path FROM unnest(\(paths)::text[]) AS q(path)
@@ -150,7 +152,14 @@ public struct RunStore: Sendable {
     static func run(_ row: PostgresRow) throws -> RunRecord {
         RunRecord(id: try row.decode(Int64.self, 0), sourceID: try row.decode(String.self, 1),
                   mode: SourceMode(rawValue: try row.decode(String.self, 2)) ?? .directory, pin: try row.decode(String?.self, 3),
-                  state: RunState(rawValue: try row.decode(String.self, 4)) ?? .aborted, planned: try row.decode(Int.self, 5))
+                  state: RunState(rawValue: try row.decode(String.self, 4)) ?? .aborted, planned: try row.decode(Int.self, 5),
+                  messageKey: try row.decode([UInt8]?.self, 6))
+    }
+
+    /// 32 bytes from the system's cryptographic generator (`getrandom`), a run's message key.
+    static func newMessageKey() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
 
     // MARK: git mode
