@@ -32,16 +32,20 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // SHA-256 only; imported by exactly one file, FleetCrypto's.
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // glibc's <malloc.h> (mallopt), which the Glibc module leaves out; imported by FleetMemory only.
+        .systemLibrary(name: "CMalloc"),
 
         // The wrappers: the only Swift that imports a C module.
         .target(name: "FleetKafka", dependencies: ["CRdKafka"], swiftSettings: strict),
         .target(name: "FleetPostgres", dependencies: ["CLibPQ", "FleetCalendar"], swiftSettings: strict),
         .target(name: "FleetCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "FleetMemory", dependencies: ["CMalloc"], swiftSettings: strict),
         // Calendar arithmetic shared by the Postgres wrapper and the frontmatter parser.
         .target(name: "FleetCalendar", swiftSettings: strict),
         .target(
             name: "FileFleet",
-            dependencies: ["FleetKafka", "FleetPostgres", "FleetCrypto", "FleetCalendar", .product(name: "Yams", package: "Yams"),
+            dependencies: ["FleetKafka", "FleetPostgres", "FleetCrypto", "FleetCalendar", "FleetMemory",
+                           .product(name: "Yams", package: "Yams"),
                            .product(name: "CoreMetrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "Logging", package: "swift-log"),
