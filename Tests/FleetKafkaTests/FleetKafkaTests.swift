@@ -231,6 +231,36 @@ struct FleetKafkaTests {
         }
     }
 
+    /// An application that stops polling with its buffer full (a worker retrying one batch while
+    /// the database is down) holds its partitions back only `holdBack`: then its consumer pauses
+    /// fetching and serves the group again, so a new member gets its share, and each message is
+    /// received by the member that owns its partition.
+    @Test func aStalledApplicationStillLetsTheGroupRebalance() async throws {
+        var (configuration, topic) = try await makeTopic(partitions: 4)
+        configuration.consumerBufferLimit = 20
+        let producer = try KafkaProducer(configuration: configuration)
+        try await producer.sendBatch((0..<200).map { KafkaRecord(topic: topic, key: "k\($0)", value: bytes("m\($0)")) })
+        await producer.close()
+        let group = TestEnvironment.uniqueName("group")
+        let stalled = try KafkaConsumer(configuration: configuration, group: group, topics: [topic])
+        #expect(await eventually { stalled.assignment.count == 4 })
+        let first = try await stalled.poll(maxMessages: 5, timeout: .seconds(10))   // then it stops polling
+        #expect(first.count == 5)
+        try await Task.sleep(for: .seconds(1))
+        let joining = try KafkaConsumer(configuration: configuration, group: group, topics: [topic])
+        let split = await eventually(within: .seconds(30)) {
+            stalled.assignment.count == 2 && joining.assignment.count == 2 && stalled.assignment.isDisjoint(with: joining.assignment)
+        }
+        #expect(split, "stalled: \(stalled.assignment), joining: \(joining.assignment)")
+        let received = try await receive([stalled, joining], count: 150)
+        for (consumer, messages) in zip([stalled, joining], received) {
+            #expect(Set(messages.map(\.topicPartition)).isSubset(of: consumer.assignment))
+        }
+        #expect(!received[1].isEmpty, "the new member got nothing")
+        await stalled.close()
+        await joining.close()
+    }
+
     @Test func closeFlushesEverythingEnqueued() async throws {
         var (configuration, topic) = try await makeTopic(partitions: 3)
         configuration.linger = .seconds(20)   // so that the messages are still queued at close: flush must not wait for it
