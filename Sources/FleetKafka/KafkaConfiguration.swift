@@ -21,11 +21,11 @@ public struct KafkaConfiguration: Sendable {
     /// How long a revocation waits for the application's `onRevoke` to finish before the
     /// partitions are given up anyway.
     public var revocationTimeout: Duration = .seconds(20)
-    /// The consumer stops fetching (pauses its partitions) while this many messages wait for
-    /// `poll`, and resumes at half. Keep it well above `poll`'s `maxMessages`: a pause drops
-    /// librdkafka's prefetched messages, which are fetched again on resume. 10,000 is twenty
-    /// batches of FileFleet's 500; at 100,000 a worker with a backlog held ~28 MB of messages
-    /// here (heaptrack), half its heap.
+    /// The consumer takes no more messages from librdkafka while this many wait for `poll`
+    /// (librdkafka's own queue then fills and its fetching stops), and pauses its partitions if
+    /// they still wait after `ConsumerCore.holdBack` (see `KafkaConsumer`). Keep it well above
+    /// `poll`'s `maxMessages`. 10,000 is twenty batches of FileFleet's 500; at 100,000 a worker
+    /// with a backlog held ~28 MB of messages here (heaptrack), half its heap.
     public var consumerBufferLimit: Int = 10_000
     /// A produced message that is not acknowledged within this time fails with `.messageTimedOut`.
     public var messageTimeout: Duration = .seconds(60)
