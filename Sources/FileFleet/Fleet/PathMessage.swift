@@ -44,11 +44,7 @@ public struct PathMessage: Sendable, Equatable, Codable {
     /// Hex of the first 16 bytes of HMAC-SHA-256 over the run, the source's length and the source,
     /// and the path: one (run, source, path) gives one text, and no other.
     static func signature(run: Int64, source: String, path: String, key: [UInt8]) -> String {
-        let text = Array("\(run)\n\(source.utf8.count)\n".utf8) + Array(source.utf8) + Array(path.utf8)
-        let digits = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        for byte in SHA256.hmac(key: key, text).prefix(16) { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]] }
-        return String(decoding: hex, as: UTF8.self)
+        SHA256.hmacHex(key: key, Array("\(run)\n\(source.utf8.count)\n\(source)\(path)".utf8), bytes: 16)
     }
 
     public var key: [UInt8] { Array("\(source)/\(path)".utf8) }
