@@ -32,6 +32,8 @@ struct Sync: AsyncParsableCommand {
     var stallWindow: Double?
     @Option(help: "With no in-process workers: seconds to wait for a live `filefleet worker` before exiting 5 (default: 30).")
     var noWorkerTimeout: Double?
+    @Option(help: "Paths per batch and per Postgres transaction of the sync's own imports: its in-process workers and its direct import (default: 2000).")
+    var batchSize: Int?
     @Option(help: "In-process workers: seconds a batch may take before it is rolled back (default: 120).")
     var batchTimeout: Double?
     @Option(help: "A run with at most this many paths left is imported by sync itself, without Kafka; a larger one, while its in-process workers join their group (default: 500; 0: always through the workers).")
@@ -89,6 +91,10 @@ struct Sync: AsyncParsableCommand {
         if let maxFileBytes {
             guard maxFileBytes > 0 else { throw UsageError("--max-file-bytes must be positive") }
             options.maxFileBytes = maxFileBytes
+        }
+        if let batchSize {
+            guard batchSize > 0 else { throw UsageError("--batch-size must be positive") }
+            options.batchSize = batchSize
         }
         if let directMax {
             guard directMax >= 0 else { throw UsageError("--direct-max must be ≥ 0") }

@@ -36,7 +36,8 @@ import TestSupport
                 """)
         }
         let port = try Command.freeLoopbackPort()
-        let sync = try fleet.sync("sync", tree, ["--workers", "2", "--http", "127.0.0.1:\(port)"])
+        // Batches of a worker process's size: at 1 s each the run lasts long enough for the pause.
+        let sync = try fleet.sync("sync", tree, ["--workers", "2", "--batch-size", "500", "--http", "127.0.0.1:\(port)"])
         do {
             // Both in-process workers registered and taking work.
             var ids: [String] = []

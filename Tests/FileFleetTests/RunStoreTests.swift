@@ -102,6 +102,73 @@ import TestSupport
         }
     }
 
+    /// Issue 13: a first sync copies its walk straight into the run (`planFirst`) instead of
+    /// staging and comparing it. It must plan exactly what the general plan plans for the same
+    /// tree: hidden files left out, names that are not UTF-8 and paths too long to be keys
+    /// quarantined, and a real file spelled like an escaped name planned once.
+    @Test(.timeLimit(.minutes(1)))
+    func aFirstSyncPlansWhatTheGeneralPlanPlans() async throws {
+        let tree = try HostileBase("first-plan")
+        for i in 0..<300 { try tree.write("notes/\(i % 7)/n\(i).md", "# \(i)\n") }
+        try tree.write(".hidden.md", "hidden")
+        try tree.rawFile([0x62, 0x61, 0x64, 0xff, 0x2e, 0x6d, 0x64], "bad")          // bad\xff.md
+        try tree.rawFile([0x74, 0x77, 0x69, 0x6e, 0xfe], "twin")                      // twin\xfe ...
+        try tree.write(#"twin\xfe"#, "... and a real file spelled like its escape")
+        let long = (0..<12).map { "d\($0)" + String(repeating: "x", count: 197) }.joined(separator: "/")
+        try tree.write(long + "/far.md", "far")
+        #expect(long.utf8.count > LongPath.maxBytes)
+
+        let pool = PostgresPool(url: url, maxConnections: 2)
+        defer { Task { await pool.close() } }
+        try await PostgresConnection.withConnection(url) { c in
+            let sources = SourceStore(schema: schema)
+            for id in ["first", "general"] { _ = try await sources.register(id: id, root: tree.root, mode: .directory, on: c) }
+            let planner = DirectoryPlanner(schema: schema)
+            #expect(try await planner.isFirstSync(sourceID: "first", on: c))
+            var first = DirectoryPlan()
+            let firstRun = try await c.withTransaction { c in
+                try await store.createRun(sourceID: "first", token: 0, maxFileBytes: 1 << 20, maxAttempts: 3, on: c) { run in
+                    first = try await planner.planFirst(run: run.id, root: tree.root, filter: PathFilter(), on: c)
+                    return first.planned
+                }
+            }
+            let general = try await planner.plan(sourceID: "general", root: tree.root, filter: PathFilter(), on: c, counting: pool)
+            let generalRun = try await store.createRun(sourceID: "general", staged: general, token: 0, maxFileBytes: 1 << 20,
+                                                       maxAttempts: 3, on: c)
+            try await planner.discard(on: c)
+
+            func planned(_ run: RunRecord) async throws -> Set<String> {
+                Set(try await c.query("SELECT path FROM \(unescaped: schema.plannedPaths) WHERE run_id = \(run.id)")
+                    .map { try $0.decode(String.self, 0) })
+            }
+            let paths = try await planned(firstRun)
+            #expect(paths == (try await planned(generalRun)))
+            #expect(paths.count == 303)  // 300 notes, bad\xff.md, twin\xfe (once: the real file), the long path's key
+            #expect(!paths.contains(".hidden.md"))
+            #expect(paths.contains(#"bad\xff.md"#))
+            #expect(paths.contains(#"twin\xfe"#))
+            #expect(first.invalidNames == [#"bad\xff.md"#])
+            #expect(general.invalidNames == first.invalidNames)
+            #expect(first.longPaths.count == 1)
+            #expect(general.longPaths == first.longPaths)
+            #expect(firstRun.planned == paths.count)
+            #expect(generalRun.planned == paths.count)
+            let stored = try await c.query("SELECT planned FROM \(unescaped: schema.runs) WHERE id = \(firstRun.id)")[0]
+            #expect(try stored.decode(Int.self, 0) == paths.count)
+
+            // A source with a document, or with a quarantined path only, is compared with what it has.
+            try await c.execute("""
+                INSERT INTO \(unescaped: schema.documents) (source_id, path, sha256, size, mtime, kind, run_id)
+                VALUES ('general', 'a.md', '', 0, now(), 'text', \(generalRun.id))
+                """)
+            #expect(try await !planner.isFirstSync(sourceID: "general", on: c))
+            try await c.execute("""
+                INSERT INTO \(unescaped: schema.failures) (source_id, path, reason, message) VALUES ('first', 'x', 'r', 'm')
+                """)
+            #expect(try await !planner.isFirstSync(sourceID: "first", on: c))
+        }
+    }
+
     func bank(run: Int64, _ paths: [String], on c: PostgresConnection) async throws {
         try await c.copyFrom("COPY \(unescaped: schema.checkpoints) (run_id, path, outcome, worker) FROM STDIN") { writer in
             for path in paths { try await writer.writeRow(run, path, "imported", "test") }

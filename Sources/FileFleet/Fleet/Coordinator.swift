@@ -97,6 +97,7 @@ extension WorkerOptions {
         var options = WorkerOptions()
         options.concurrency = max(1, System.coreCount / max(1, sync.workers))
         options.batchTimeout = sync.batchTimeout
+        options.batchSize = sync.batchSize
         return options
     }
 }

@@ -40,9 +40,12 @@ public struct DirectoryPlanner: Sendable {
         try await c.execute("""
             CREATE TEMPORARY TABLE filefleet_listing (path text NOT NULL, size bigint NOT NULL, micros bigint NOT NULL)
             """)
-        let walked = try await copyWalk(root: root, filter: filter, largeAbove: largeAbove, large: large, on: c) { listed in
-            stored.withLock { $0.map { listed - $0 } }
-        }
+        let walked = try await copyWalk(root: root, filter: filter, largeAbove: largeAbove, large: large, on: c,
+                                        into: "COPY pg_temp.filefleet_listing (path, size, micros) FROM STDIN",
+                                        row: { file, chunk in
+            // Microseconds, made a timestamp by the server (exact up to 2^53 µs, the year 2255).
+            PostgresCopyWriter.encodeRow([file.path, file.size, file.mtimeMicros], into: &chunk)
+        }, beyondStored: { listed in stored.withLock { $0.map { listed - $0 } } })
         (plan.listed, plan.invalidNames, plan.longPaths) = (walked.listed, walked.invalidNames, walked.longPaths)
         plan.unreadableDirectories = walked.unreadable
         plan.stored = try await counting.value
@@ -96,6 +99,45 @@ public struct DirectoryPlanner: Sendable {
         return plan
     }
 
+    /// Whether the source has nothing a plan compares the listing with: no document, no
+    /// quarantined path (its first sync, a backfill).
+    public func isFirstSync(sourceID: String, on c: PostgresConnection) async throws -> Bool {
+        try await c.query("""
+            SELECT NOT EXISTS (SELECT 1 FROM \(unescaped: schema.documents) WHERE source_id = \(sourceID))
+               AND NOT EXISTS (SELECT 1 FROM \(unescaped: schema.failures) WHERE source_id = \(sourceID))
+            """)[0].decode(Bool.self, 0)
+    }
+
+    /// The plan of a first sync (`isFirstSync`): every listed file is new, so the walk is copied
+    /// straight into the planned paths of `run` as it goes, with no staging and no comparison;
+    /// the names it quarantines are planned after it. Call inside the fenced transaction that
+    /// created `run`, which then holds `planned` paths. `large` as for `plan`.
+    public func planFirst(run: Int64, root: String, filter: PathFilter, largeAbove: Int = .max,
+                          large: @escaping @Sendable () -> Void = {}, on c: PostgresConnection) async throws -> DirectoryPlan {
+        var plan = DirectoryPlan()
+        let started = ContinuousClock.now
+        let walked = try await copyWalk(root: root, filter: filter, largeAbove: largeAbove, large: large, on: c,
+                                        into: "COPY \(unescaped: schema.plannedPaths) (run_id, path) FROM STDIN",
+                                        row: { file, chunk in PostgresCopyWriter.encodeRow([run, file.path], into: &chunk) },
+                                        beyondStored: { $0 })
+        plan.listed = walked.listed
+        plan.walking = .now - started
+        // Unless an escaped spelling equals a real path (a name with a literal `\x..`).
+        func addQuarantined(_ names: [String]) async throws -> [String] {
+            guard !names.isEmpty else { return [] }
+            return try await c.query("""
+                INSERT INTO \(unescaped: schema.plannedPaths) (run_id, path) SELECT \(run), n FROM unnest(\(names)::text[]) AS t(n)
+                ON CONFLICT DO NOTHING RETURNING path
+                """).map { try $0.decode(String.self, 0) }
+        }
+        plan.invalidNames = try await addQuarantined(walked.invalidNames)
+        plan.longPaths = try await addQuarantined(walked.longPaths)
+        plan.unreadableDirectories = try await addQuarantined(walked.unreadable)
+        plan.planned = plan.listed + plan.invalidNames.count + plan.longPaths.count + plan.unreadableDirectories.count
+        plan.comparing = .now - started - plan.walking
+        return plan
+    }
+
     /// Refreshes the mtime of documents whose content did not change, from the staged plan.
     /// Call inside a fenced transaction, on the planning connection.
     public func touch(_ plan: DirectoryPlan, sourceID: String, on c: PostgresConnection) async throws {
@@ -126,10 +168,13 @@ public struct DirectoryPlanner: Sendable {
         try await c.execute("DROP TABLE IF EXISTS \(unescaped: DirectoryPlan.table)")
     }
 
-    /// Walks `root` on threads of its own and copies each file into `filefleet_listing` as found.
-    /// `beyondStored` says by how many files a listing of n outnumbers the stored documents, once known.
+    /// Walks `root` on threads of its own and copies each file as found, a `row` each, through the
+    /// COPY statement `into`. `beyondStored` says by how many files a listing of n outnumbers the
+    /// stored documents, once known.
     private func copyWalk(root: String, filter: PathFilter, largeAbove: Int, large: @escaping @Sendable () -> Void,
-                          on c: PostgresConnection, beyondStored: @escaping @Sendable (Int) -> Int?)
+                          on c: PostgresConnection, into copy: PostgresQuery,
+                          row: @escaping @Sendable (ListedFile, inout [UInt8]) -> Void,
+                          beyondStored: @escaping @Sendable (Int) -> Int?)
         async throws -> (listed: Int, invalidNames: [String], longPaths: [String], unreadable: [String]) {
         let handoff = ChunkHandoff<[UInt8]>(ahead: 4)
         let walk = Task {
@@ -139,8 +184,7 @@ public struct DirectoryPlanner: Sendable {
                 var chunk: [UInt8] = [], inChunk = 0
                 var announced = false
                 try DirectoryWalker(root: root, filter: filter).walk(file: { file in
-                    // Microseconds, made a timestamp by the server (exact up to 2^53 µs, the year 2255).
-                    PostgresCopyWriter.encodeRow([file.path, file.size, file.mtimeMicros], into: &chunk)
+                    row(file, &chunk)
                     listed += 1
                     inChunk += 1
                     if inChunk == 20_000 {
@@ -156,7 +200,7 @@ public struct DirectoryPlanner: Sendable {
             }
         }
         do {
-            try await c.copyFrom("COPY pg_temp.filefleet_listing (path, size, micros) FROM STDIN") { writer in
+            try await c.copyFrom(copy) { writer in
                 for await chunk in handoff.chunks {
                     try await writer.write(chunk)
                     handoff.took()

@@ -10,6 +10,13 @@ struct Quarantine: Sendable {
     let schema: Schema
     private var failures: FailureStore { FailureStore(schema: schema) }
 
+    /// The names a directory plan quarantines, of every reason.
+    func record(_ plan: DirectoryPlan, run: Int64, sourceID: String, on c: PostgresConnection) async throws {
+        try await recordInvalidNames(plan.invalidNames, run: run, sourceID: sourceID, on: c)
+        try await recordLongPaths(plan.longPaths, run: run, sourceID: sourceID, on: c)
+        try await recordUnreadableDirectories(plan.unreadableDirectories, run: run, sourceID: sourceID, on: c)
+    }
+
     /// Call inside the lease's fenced transaction that created `run`, with the escaped names it planned.
     /// Quarantined names no longer seen (renamed or deleted) leave `failures`.
     /// With `gone` (git mode's diff, which sees only what changed), only those rows leave.

@@ -36,9 +36,10 @@ struct RunDriver: Sendable {
 
     private func drive(sourceID: String, root: String, mode: SourceMode, workers: InProcessWorkers,
                        producer: ProducerWarmup) async throws -> SyncSummary {
-        // Once a run is sure to go through Kafka, its workers join their group and its producer
-        // gets ready while the plan is stored.
-        let needsKafka: @Sendable () -> Void = { workers.start(); producer.start() }
+        // Once a run is sure to be too large to import directly, its producer gets ready while
+        // the plan is stored. (Its in-process workers start later, if the direct import finds
+        // the run worth their group join: see `complete`.)
+        let needsKafka: @Sendable () -> Void = { producer.start() }
         let summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode.rawValue)
         let since = try await db { c in try await store.databaseNow(on: c) }
         let run: RunRecord
@@ -53,12 +54,16 @@ struct RunDriver: Sendable {
             run = try await planGitRun(sourceID: sourceID, root: root, full: discarded, large: needsKafka)
         } else {
             let planner = DirectoryPlanner(schema: settings.schema)
+            let filter = PathFilter(includes: options.includes, excludes: options.excludes)
             // Planned and stored on one connection: the plan is staged in a table of its session.
             let (created, plan, listing, storing) = try await db { c in
                 let listing = ContinuousClock.now
-                // Workers start as soon as the run is sure to need them: their group join overlaps the planning.
-                let plan = try await planner.plan(sourceID: sourceID, root: root,
-                                                  filter: PathFilter(includes: options.includes, excludes: options.excludes),
+                if try await planner.isFirstSync(sourceID: sourceID, on: c) {
+                    // Nothing to compare the listing with: it is the plan, copied into the new run as walked.
+                    let (run, plan) = try await storeFirst(sourceID: sourceID, root: root, filter: filter, large: needsKafka, on: c)
+                    return (run, plan, listing, listing + plan.walking)
+                }
+                let plan = try await planner.plan(sourceID: sourceID, root: root, filter: filter,
                                                   largeAbove: options.directMax, large: needsKafka, on: c, counting: pool)
                 try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
                 let storing = ContinuousClock.now
@@ -97,10 +102,7 @@ struct RunDriver: Sendable {
                 let run = try await store.createRun(sourceID: sourceID, staged: plan, token: lease.token,
                                                     maxFileBytes: limits.maxFileBytes, maxAttempts: limits.maxAttempts, on: c)
                 try await planner.remove(plan, run: run.id, sourceID: sourceID, on: c)
-                try await quarantine.recordInvalidNames(plan.invalidNames, run: run.id, sourceID: sourceID, on: c)
-                try await quarantine.recordLongPaths(plan.longPaths, run: run.id, sourceID: sourceID, on: c)
-                try await quarantine.recordUnreadableDirectories(plan.unreadableDirectories, run: run.id,
-                                                                 sourceID: sourceID, on: c)
+                try await quarantine.record(plan, run: run.id, sourceID: sourceID, on: c)
                 return run
             case .git(let plan, let longKeys, let longGone):
                 try await sources.adoptMode(.git, sourceID: sourceID, on: c)
@@ -112,6 +114,25 @@ struct RunDriver: Sendable {
                                                         run: run.id, sourceID: sourceID, on: c)
                 return run
             }
+        }
+    }
+
+    /// Plans and stores a first sync's run in one transaction fenced by the lease
+    /// (`DirectoryPlanner.planFirst`): a kill before it commits leaves no run behind.
+    private func storeFirst(sourceID: String, root: String, filter: PathFilter, large: @escaping @Sendable () -> Void,
+                            on c: PostgresConnection) async throws -> (RunRecord, DirectoryPlan) {
+        try await lease.fenced(on: c) { c in
+            try await sources.adoptMode(.directory, sourceID: sourceID, on: c)
+            let planner = DirectoryPlanner(schema: settings.schema)
+            var plan = DirectoryPlan()
+            let run = try await store.createRun(sourceID: sourceID, token: lease.token, maxFileBytes: options.maxFileBytes,
+                                                maxAttempts: options.maxAttempts, on: c) { run in
+                plan = try await planner.planFirst(run: run.id, root: root, filter: filter,
+                                                   largeAbove: options.directMax, large: large, on: c)
+                return plan.planned
+            }
+            try await Quarantine(schema: settings.schema).record(plan, run: run.id, sourceID: sourceID, on: c)
+            return (run, plan)
         }
     }
 
@@ -143,21 +164,37 @@ struct RunDriver: Sendable {
         } else if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
             producer.start()  // a resumed run: ready by the time the direct import hands over
-            try await workers.serving { [resumed = summary.resumed] in
-                // In-process workers take seconds to join their group, and after a kill as long as
-                // the session timeout (the dead members must expire first): meanwhile the
-                // coordinator imports the run's first paths itself, as a direct import does. What
-                // it banks is not published. `--direct-max 0` sends every path through Kafka.
-                let done = options.directMax > 0 && workers.joining
-                    ? try await importDirectly(run, banked: banked, resumed: resumed, while: { workers.joining })
-                    : banked
-                guard done < run.planned else { return }
+            // The coordinator imports the run's first paths itself, as a direct import does,
+            // and starts its in-process workers only once the rest would take longer than their
+            // group join (seconds; after a kill as long as the session timeout, while the dead
+            // members expire). It hands over once they have partitions, unless what is left is
+            // done sooner here than the handover would take. What it banks is not published.
+            // `--direct-max 0` sends every path through Kafka.
+            let directly = ContinuousClock.now
+            let done = options.directMax > 0 && workers.joining
+                ? try await importDirectly(run, banked: banked, resumed: summary.resumed, while: { left in
+                    if let left, left > Self.groupJoin { workers.start() }
+                    return workers.joining || left.map { $0 < Self.handover } ?? true
+                })
+                : banked
+            // The rate of the direct import, if any, says when to count first: the workers
+            // import at about that rate (a short tail is done long before a poll interval).
+            let rate = Double(done - banked) / max((.now - directly).seconds, 0.001)
+            guard done < run.planned else { return try await finish(run, since: since, summary: summary) }
+            // Every planned path is banked once the body returns: the run is finalized while the
+            // workers leave their group (what they still hold are copies, skipped as banked).
+            return try await workers.serving({
                 try await publishUntilDelivered(run, producer: producer.take())
-                try await waitForCompletion(run, resumed: done)
-            }
+                try await waitForCompletion(run, resumed: done, expectedRate: rate)
+            }, whileDraining: { try await finish(run, since: since, summary: summary) })
         }
+        return try await finish(run, since: since, summary: summary)
+    }
 
-        log.event("workers_drained", level: .debug)
+    /// Marks `run` finished (fenced; in git mode the bookmark advances to its pin) and fills in
+    /// the summary's counts: once every planned path has its checkpoint.
+    private func finish(_ run: RunRecord, since: Date, summary: SyncSummary) async throws -> SyncSummary {
+        var summary = summary
         let all = try await db { c in try await checkpoints.outcomes(run: run.id, on: c) }
         let state: RunState = all.failed > 0 ? .completedWithFailures : .completed
         try await db { c in
@@ -178,12 +215,13 @@ struct RunDriver: Sendable {
 
     /// Imports what remains of a run in this process, as a worker would (the same reads, the same
     /// transaction per batch with its checkpoints), without Kafka: all of a small run, or, with
-    /// `while`, as long as that holds (asked before each batch). The remaining set is read fenced,
+    /// `while`, as long as that holds (asked before each batch with the time the rest would take
+    /// at the rate so far; nil while the rate is not known, in the first half second). The remaining set is read fenced,
     /// as for publishing; the writes are a worker's, safe against a concurrent copy. Returns the
     /// paths done, banked ones included.
     @discardableResult
     func importDirectly(_ run: RunRecord, banked: Int, resumed: Int,
-                        while proceeding: @escaping @Sendable () -> Bool = { true }) async throws -> Int {
+                        while proceeding: @escaping @Sendable (_ timeLeft: Duration?) -> Bool = { _ in true }) async throws -> Int {
         var workerOptions = WorkerOptions.inProcess(options)
         // Alone while it imports (the in-process workers have no partitions yet): every core reads.
         workerOptions.concurrency = System.coreCount
@@ -191,6 +229,12 @@ struct RunDriver: Sendable {
         let importer = BatchImporter(settings: settings, options: workerOptions, worker: "sync:\(System.hostName):\(getpid())",
                                      pool: pool, log: log, metrics: metrics, fence: { [lease] c in try await lease.checkCurrent(on: c) })
         var done = banked, imported = 0
+        let started = ContinuousClock.now
+        var timeLeft: Duration? {
+            let elapsed = ContinuousClock.now - started
+            guard imported > 0, elapsed >= .milliseconds(500) else { return nil }
+            return elapsed * (Double(run.planned - done) / Double(imported))
+        }
         // Each page is read while the ones before it are written, as a worker reads ahead.
         var writing: [(task: Task<BatchResult, any Error>, paths: Int, started: ContinuousClock.Instant)] = []
         func finishWriting(leaving: Int) async throws {
@@ -204,7 +248,7 @@ struct RunDriver: Sendable {
             }
         }
         do {
-            try await forEachRemainingPage(run, size: workerOptions.batchSize, while: proceeding) { paths in
+            try await forEachRemainingPage(run, size: workerOptions.batchSize, while: { proceeding(timeLeft) }) { paths in
                 let started = ContinuousClock.now
                 let batch = try await importer.prepareDirectly(paths, run: run.id)
                 try await finishWriting(leaving: Self.directWrites - 1)
@@ -222,6 +266,16 @@ struct RunDriver: Sendable {
 
     /// Transactions of a direct import in flight at once.
     static let directWrites = 2
+
+    /// About what handing a run's rest from the direct import to the workers costs before they
+    /// import it (publish, fetch, the group settling, the completion count): 0.6–1.2 s measured
+    /// on the embedded stack with 10,000–18,000 paths left.
+    static let handover = Duration.seconds(1)
+
+    /// About how long in-process workers take to join their group: a direct import that ends
+    /// sooner does not start them. Kafka delays a new group's first rebalance by 3 s
+    /// (`group.initial.rebalance.delay.ms`); the embedded broker took 2.4 s.
+    static let groupJoin = Duration.seconds(3)
 
     /// Calls `body` with each page of the paths of `run` that have no checkpoint, `size` planned
     /// paths a page. Each page is read in a fenced transaction of its own: a superseded holder
@@ -314,12 +368,14 @@ struct RunDriver: Sendable {
     }
 
     /// Polls the checkpoint count until every planned path is done; republishes after a stall.
-    func waitForCompletion(_ run: RunRecord, resumed: Int) async throws {
+    /// `expectedRate` (paths per second, 0 if unknown) makes the first count come when the rest
+    /// should be done at that rate, if that is sooner than the poll interval.
+    func waitForCompletion(_ run: RunRecord, resumed: Int, expectedRate: Double = 0) async throws {
         let clock = ContinuousClock()
         var lastDone = resumed
         var lastProgress = clock.now
         var lastCount = clock.now
-        var wait = options.pollInterval
+        var wait = Self.untilDone(remaining: run.planned - resumed, rate: expectedRate, atMost: options.pollInterval)
         var stallWait = options.stallWindow
         var lastUnconsumed: Int?
         var workerless = options.workers == 0 ? WorkerlessWatch(timeout: options.noWorkerTimeout, log: log, run: run.id) : nil
@@ -338,7 +394,7 @@ struct RunDriver: Sendable {
             // (not before 50 ms): the run's end is seen when it comes, not up to a wait later.
             let rate = Double(done - lastDone) / max((clock.now - lastCount).seconds, 0.001)
             lastCount = clock.now
-            if rate > 0 { wait = min(wait, max(.milliseconds(50), .seconds(Double(run.planned - done) / rate))) }
+            wait = Self.untilDone(remaining: run.planned - done, rate: rate, atMost: wait)
             if done > lastDone {
                 workerless?.reset()
             } else if workerless != nil {
@@ -379,6 +435,13 @@ struct RunDriver: Sendable {
         try await publishUntilDelivered(run)
     }
 
+    /// When `remaining` paths should be done at `rate` paths a second (not before 50 ms), or
+    /// `atMost` if that is sooner or the rate is unknown.
+    static func untilDone(remaining: Int, rate: Double, atMost: Duration) -> Duration {
+        guard rate > 0 else { return atMost }
+        return min(atMost, max(.milliseconds(50), .seconds(Double(remaining) / rate)))
+    }
+
     /// A duration for a log line: seconds with milliseconds.
     static func seconds(_ d: Duration) -> String { String(format: "%.3f", d.seconds) }
 
@@ -392,7 +455,7 @@ struct RunDriver: Sendable {
 /// Git mode's part of a sync (SPEC §6.3): planning a run, and deciding whether an open run can go on.
 extension RunDriver {
     /// Plans and stores a new git run. `full` forces the full listing (the previous run was
-    /// discarded). A plan too big to import directly calls `large` (which starts the workers and
+    /// discarded). A plan too big to import directly calls `large` (which readies the producer
     /// the producer) before it is stored.
     func planGitRun(sourceID: String, root: String, full: Bool = false,
                     large: @Sendable () -> Void) async throws -> RunRecord {
@@ -413,7 +476,7 @@ extension RunDriver {
         if plan.full {
             try MassDeletion.check(deleting: plan.deletions, of: plan.stored, root: root, allowed: options.allowMassDelete)
         }
-        if plan.paths.count > options.directMax { large() }  // the group join overlaps storing the plan
+        if plan.paths.count > options.directMax { large() }  // the producer's start overlaps storing the plan
         for name in plan.invalidNames { log.event("quarantined", ["reason": InvalidName.reason, "path": name], level: .warning) }
         let run = try await db { c in
             try await store(.git(plan, longKeys: longKeys, longGone: longGone), sourceID: sourceID, on: c)

@@ -16,6 +16,10 @@ public struct SyncOptions: Sendable {
     public var noWorkerTimeout: Duration = .seconds(30)
     /// Lets a run delete more than half of a source's documents (SPEC §6.13).
     public var allowMassDelete = false
+    /// Paths per batch of the sync's own imports (its in-process workers and its direct import).
+    /// Each transaction costs the server about 1.5 ms besides its rows: 2,000 rather than a
+    /// worker process's 500 took a 100,000-file sync from 3.1 to 2.6 s (server CPU 2.0 → 1.7 s).
+    public var batchSize = 2000
     /// In-process workers' batch deadline (`WorkerOptions.batchTimeout`).
     public var batchTimeout: Duration = WorkerOptions().batchTimeout
     /// How often progress is read from the checkpoints.

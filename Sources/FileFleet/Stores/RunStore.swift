@@ -43,6 +43,18 @@ public struct RunStore: Sendable {
         return run
     }
 
+    /// Stores a new directory run whose plan `planning` writes into `planned_paths` itself (a first
+    /// sync's walk, copied straight in) and returns the count of. Call inside the lease's fenced
+    /// transaction.
+    public func createRun(sourceID: String, token: Int64, maxFileBytes: Int, maxAttempts: Int, on c: PostgresConnection,
+                          planning: (RunRecord) async throws -> Int) async throws -> RunRecord {
+        var run = try await insertRun(sourceID: sourceID, mode: .directory, pin: nil, token: token, planned: 0,
+                                      maxFileBytes: maxFileBytes, maxAttempts: maxAttempts, on: c)
+        run.planned = try await planning(run)
+        try await c.execute("UPDATE \(unescaped: schema.runs) SET planned = \(run.planned) WHERE id = \(run.id)")
+        return run
+    }
+
     /// The staged plan changed between counting and storing (never expected: both read one table
     /// of one session). Not the user's doing, so not a `UsageError`: the sync aborts `internal_error`.
     struct StagedPlanMismatch: Error, CustomStringConvertible {
