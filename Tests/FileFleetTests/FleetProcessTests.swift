@@ -70,6 +70,55 @@ import TestSupport
 
     // MARK: -
 
+    /// Issue 13: with in-process workers and no other worker live, a sync imports a large run
+    /// itself (the Kafka round trip buys one machine nothing); once a worker of another process is
+    /// live, it hands the rest over to Kafka, where that worker takes a share.
+    @Test(.timeLimit(.minutes(4)))
+    func aSyncImportsARunItselfUntilAWorkerOfAnotherProcessIsLive() async throws {
+        let fleet = try await Fleet()
+        defer { Task { await fleet.shutdown() } }
+        let alone = try FleetTree.make(files: 3000)
+        defer { alone.remove() }
+        let first = try fleet.start("alone", ["sync", alone.root, "--json", "--workers", "2", "--source-id", "alone"])
+        #expect(await first.waitForExit(timeout: .seconds(120)) == 0, "\(first.transcript)")
+        #expect(!first.stderr.contains("event=assigned"), "\(first.transcript)")
+        #expect(!first.stderr.contains("event=published"), "\(first.transcript)")
+        @Sendable func writers(_ source: String) async throws -> [String: Int] {
+            try await fleet.query { c in
+                var counts: [String: Int] = [:]
+                for row in try await c.query("""
+                    SELECT k.worker, count(*) FROM filefleet.checkpoints k JOIN filefleet.runs r ON r.id = k.run_id
+                     WHERE r.source_id = \(source) GROUP BY k.worker
+                    """) { counts[try row.decode(String.self, 0)] = try row.decode(Int.self, 1) }
+                return counts
+            }
+        }
+        let alonesWriters = try await writers("alone")
+        #expect(alonesWriters.count == 1 && alonesWriters.keys.allSatisfy { $0.hasPrefix("sync:") }, "\(alonesWriters)")
+        #expect(alonesWriters.values.reduce(0, +) == 3000)
+
+        // A worker process is live, and the run long enough (slow batches) to be worth sharing.
+        try await BrokerRestartTests.slowBatches(fleet, seconds: 0.5)
+        let worker = try fleet.worker("worker")
+        let live = await fleetEventually(timeout: .seconds(60), every: .milliseconds(200)) {
+            (try? await fleet.query { c in
+                try await c.query("SELECT count(*) FROM filefleet.workers WHERE state = 'running'")[0].decode(Int.self, 0)
+            }) ?? 0 > 0
+        }
+        try #require(live, "\(worker.transcript)")
+        let shared = try FleetTree.make(files: 6000)
+        defer { shared.remove() }
+        let second = try fleet.start("shared", ["sync", shared.root, "--json", "--workers", "1", "--batch-size", "200",
+                                                "--source-id", "shared"])
+        #expect(await second.waitForExit(timeout: .seconds(180)) == 0, "\(second.transcript)")
+        #expect(second.stderr.contains("event=published"), "\(second.transcript)")
+        let sharedWriters = try await writers("shared")
+        let byWorkerProcess = sharedWriters.filter { $0.key.contains(":\(worker.pid):") }.values.reduce(0, +)
+        #expect(byWorkerProcess > 0, "the worker process took no share: \(sharedWriters)\n\(second.transcript)")
+        #expect(sharedWriters.values.reduce(0, +) == 6000, "\(sharedWriters)")
+        #expect(await terminateWorkers([worker]) == [0], "\(worker.transcript)")
+    }
+
     @Test(.timeLimit(.minutes(4)))
     func fleetConvergesWhenAWorkerIsKilledAndGarbageIsPublished() async throws {
         let started = ContinuousClock.now

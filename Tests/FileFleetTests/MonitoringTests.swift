@@ -37,7 +37,8 @@ import TestSupport
         defer { Task { await fleet.shutdown() } }
         try await BrokerRestartTests.slowBatches(fleet, seconds: 0.5)  // a run long enough to be scraped
         let port = try Command.freeLoopbackPort()
-        let sync = try fleet.sync("sync", tree, ["--workers", "2", "--http", "127.0.0.1:\(port)"])
+        // Through the in-process workers (no direct import): their metrics are served too.
+        let sync = try fleet.sync("sync", tree, ["--workers", "2", "--direct-max", "0", "--http", "127.0.0.1:\(port)"])
         var served = Set<String>()
         _ = await fleetEventually(timeout: .seconds(90), every: .milliseconds(500)) {
             let text = (try? await runBlocking {

@@ -36,8 +36,10 @@ import TestSupport
                 """)
         }
         let port = try Command.freeLoopbackPort()
-        // Batches of a worker process's size: at 1 s each the run lasts long enough for the pause.
-        let sync = try fleet.sync("sync", tree, ["--workers", "2", "--batch-size", "500", "--http", "127.0.0.1:\(port)"])
+        // Through the in-process workers (no direct import), in batches of a worker process's
+        // size: at 1 s each the run lasts long enough for the pause.
+        let sync = try fleet.sync("sync", tree, ["--workers", "2", "--direct-max", "0", "--batch-size", "500",
+                                                 "--http", "127.0.0.1:\(port)"])
         do {
             // Both in-process workers registered and taking work.
             var ids: [String] = []

@@ -96,7 +96,7 @@ final class BatchImporter: Sendable {
     func write(_ batch: PreparedBatch) async throws -> BatchResult {
         var result = BatchResult(refused: batch.refused)
         for (run, outcomes) in batch.runs {
-            for (_, outcome) in outcomes { if case .document(let document, _, _) = outcome { metrics.recordFileSize(document.size) } }
+            for (_, outcome) in outcomes { if case .document(_, let size, _) = outcome { metrics.recordFileSize(size) } }
             let counts = try await writeIsolatingRejections(run: run.id, sourceID: run.sourceID, outcomes: outcomes)
             result.counts.imported += counts.imported
             result.counts.unchanged += counts.unchanged
@@ -236,7 +236,7 @@ final class BatchImporter: Sendable {
             do {
                 let file = try reader.read(path, maxBytes: run.maxFileBytes)
                 let document = Importer.importFile(bytes: file.bytes, path: path, mtime: file.mtime)
-                return .document(document, mtimeMicros: file.mtimeMicros,
+                return .document(sha256: document.sha256, size: document.size,
                                  row: BatchWriter.row(document, mtime: file.mtimeMicros, sourceID: run.sourceID, run: run.id))
             } catch .vanished {
                 return .vanished

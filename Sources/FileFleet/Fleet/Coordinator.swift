@@ -25,7 +25,8 @@ public struct Coordinator: Sendable {
         let sourceID = options.sourceID ?? URL(fileURLWithPath: root).lastPathComponent
         let mode: SourceMode = GitRepository.isWorkTree(root) ? .git : .directory
         var summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode.rawValue)
-        let pool = PostgresPool(url: settings.postgresURL, maxConnections: 2, acquireTimeout: .seconds(30))
+        // Three: its own import reads the next page while two batches are written.
+        let pool = PostgresPool(url: settings.postgresURL, maxConnections: 3, acquireTimeout: .seconds(30))
         let facts = RunFacts()
         do {
             _ = try await withRetry(.fleet, what: "the schema migration") { try await settings.schema.migrate(pool) }

@@ -121,8 +121,8 @@ struct BatchWriter: Sendable {
             for (path, outcome) in todo {
                 let stored = known[ExactPath(path)] ?? Known()
                 switch outcome {
-                case .document(let document, _, let row):
-                    if stored.sha256 == document.sha256 {
+                case .document(let sha256, _, let row):
+                    if stored.sha256 == sha256 {
                         counts.unchanged += 1
                         checkpointOutcomes.append(.unchanged)
                     } else {

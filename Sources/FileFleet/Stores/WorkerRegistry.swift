@@ -35,6 +35,15 @@ struct WorkerRegistry: Sendable {
             """)[0].decode(Bool.self, 0)
     }
 
+    /// Live workers (as `liveWorkers` counts them) of processes other than `pid` of this host.
+    func liveWorkers(besides pid: Int32, on c: PostgresConnection) async throws -> Int {
+        try await c.query("""
+            SELECT count(*) FROM \(unescaped: schema.workers)
+             WHERE state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => \(StatusReport.liveWorkerWindow))
+               AND (host <> \(System.hostName) OR pid <> \(Int(pid)))
+            """)[0].decode(Int.self, 0)
+    }
+
     /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them).
     func liveWorkers(on c: PostgresConnection) async throws -> Int {
         try await c.query("""
