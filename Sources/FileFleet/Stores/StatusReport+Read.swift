@@ -48,9 +48,10 @@ extension StatusReport {
         }
     }
 
-    /// Files per second of `run` over its life, in up to `buckets` equal slices (0.1 s at least)
-    /// from its start to its last checkpoint: computed from the checkpoints' times, so it is the
-    /// same whichever process draws it.
+    /// Files per second of `run` over its life, in up to `buckets` equal slices (0.1 s at least,
+    /// and at least two: a run imported in one transaction still draws, its checkpoints in the
+    /// last slice) from its start to its last checkpoint: computed from the checkpoints' times, so
+    /// it is the same whichever process draws it.
     public static func throughput(_ schema: Schema, run: Int64, buckets: Int = 60,
                                   on c: PostgresConnection) async throws -> (slice: Double, rates: [Double]) {
         let length = try await c.query("""
@@ -59,8 +60,8 @@ extension StatusReport {
              WHERE k.run_id = \(run)
             """).first.flatMap { try $0.decode(Double?.self, 0) } ?? 0
         guard length > 0 else { return (0, []) }
-        let slice = max(length / Double(buckets), 0.1)
-        let count = min(buckets, Int((length / slice).rounded(.up)))
+        let slice = max(length / Double(buckets), min(0.1, length / 2))
+        let count = min(buckets, max(2, Int((length / slice).rounded(.up))))
         var counts = [Int](repeating: 0, count: count)
         for row in try await c.query("""
             SELECT LEAST(\(count) - 1, GREATEST(0, floor(extract(epoch FROM k.done_at - r.started_at) / \(slice))::int)), count(*)
