@@ -173,12 +173,15 @@ struct RunDriver: Sendable {
             // expire). A rest it finishes sooner than the handover would take it keeps. What it
             // banks is not published. `--direct-max 0` sends every path through Kafka.
             let directly = ContinuousClock.now
+            let importsItself = options.directMax > 0 && workers.joining
             let others = OtherWorkers()
-            others.watch(every: .seconds(1)) { [pool, registry] in
-                try await pool.withConnection { c in try await registry.liveWorkers(besides: getpid(), on: c) }
+            if importsItself {
+                others.watch(every: .seconds(1)) { [pool, registry] in
+                    try await pool.withConnection { c in try await registry.liveWorkers(besides: getpid(), on: c) }
+                }
             }
             defer { others.stop() }
-            let done = options.directMax > 0 && workers.joining
+            let done = importsItself
                 ? try await importDirectly(run, banked: banked, resumed: summary.resumed, while: { left in
                     let shared = others.present
                     if shared, left.map({ $0 > Self.groupJoin }) ?? true { workers.start() }
@@ -224,10 +227,10 @@ struct RunDriver: Sendable {
 
     /// Imports what remains of a run in this process, as a worker would (the same reads, the same
     /// transaction per batch with its checkpoints), without Kafka: all of a small run, or, with
-    /// `while`, as long as that holds (asked before each batch with the time the rest would take
-    /// at the rate so far; nil while the rate is not known, in the first half second). The remaining set is read fenced,
-    /// as for publishing; the writes are a worker's, safe against a concurrent copy. Returns the
-    /// paths done, banked ones included.
+    /// `while`, as long as that holds. `while` is asked before each batch with the time the rest
+    /// would take at the rate so far (nil in the first half second, while the rate is not known).
+    /// The remaining set is read fenced, as for publishing; the writes are a worker's, safe
+    /// against a concurrent copy. Returns the paths done, banked ones included.
     @discardableResult
     func importDirectly(_ run: RunRecord, banked: Int, resumed: Int,
                         while proceeding: @escaping @Sendable (_ timeLeft: Duration?) -> Bool = { _ in true }) async throws -> Int {
