@@ -128,23 +128,30 @@ import TestSupport
         defer { tree.remove() }
         let fleet = try await Fleet()
         do {
-            try await BrokerRestartTests.slowBatches(fleet, seconds: 0.1)
+            try await BrokerRestartTests.slowBatches(fleet, seconds: 0.2)
             let workers = try (0..<2).map {
                 try fleet.start("worker-\($0)", ["worker", "--batch-size", "25", "--concurrency", "1"])
             }
             let start = ContinuousClock.now
             let sync = try fleet.sync("sync", tree, ["--lease-ttl", "90", "--stall-window", "10"])
             var outages: [Int] = []
+            var restarted: ContinuousClock.Instant?
             for fraction in [0.1, 0.4, 0.7] {
-                // Three outages, each after the run made progress since the last one: back to back
-                // they would be one outage of 40 s, past the sync's retry budget (60 s from its
-                // first failed attempt, SPEC §4: exit 4), which is not what this test is about.
+                // Three outages, each after the run made progress since the last one, and after
+                // the server was up for longer than the retries' longest delay (5 s): back to
+                // back, or with a window a retry can sleep through (one CI run had 3 s), they
+                // would be one outage of 40 s to the coordinator, past its retry budget (60 s
+                // from its first failed attempt, SPEC §4: exit 4), which is not what this test is about.
                 let done = await BrokerRestartTests.waitForProgress(fleet, tree, sync,
                                                                     atLeast: max(Int(4000 * fraction), (outages.last ?? 0) + 300))
+                if let restarted, ContinuousClock.now - restarted < .seconds(6) {
+                    try await Task.sleep(until: restarted + .seconds(6))
+                }
                 try #require(sync.isRunning, "the run ended before the outage at \(done): make the tree bigger\n\(sync.transcript)")
                 try await fleet.postgres.stop()
                 try await Task.sleep(for: .seconds(20))
                 try await fleet.postgres.start()
+                restarted = .now
                 outages.append(done)
             }
             let status = await sync.waitForExit(timeout: .seconds(240))
