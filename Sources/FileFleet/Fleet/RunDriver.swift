@@ -37,9 +37,10 @@ struct RunDriver: Sendable {
     private func drive(sourceID: String, root: String, mode: SourceMode, workers: InProcessWorkers,
                        producer: ProducerWarmup) async throws -> SyncSummary {
         // Once a run is sure to be too large to import directly, its producer gets ready while
-        // the plan is stored. (Its in-process workers start later, if the direct import finds
-        // the run worth their group join: see `complete`.)
-        let needsKafka: @Sendable () -> Void = { producer.start() }
+        // the plan is stored, if it will publish: a sync with in-process workers imports the run
+        // itself and readies it (and starts its workers) only once it hands over (see `complete`).
+        let publishes = options.directMax == 0 || options.workers == 0
+        let needsKafka: @Sendable () -> Void = { if publishes { producer.start() } }
         let summary = SyncSummary(status: .completed, sourceID: sourceID, mode: mode.rawValue)
         let since = try await db { c in try await store.databaseNow(on: c) }
         let run: RunRecord
@@ -163,7 +164,6 @@ struct RunDriver: Sendable {
             try await importDirectly(run, banked: banked, resumed: summary.resumed)
         } else if banked < run.planned {
             // Kafka only when there is work: a run with nothing left finishes without it.
-            producer.start()  // a resumed run: ready by the time the direct import hands over
             // With in-process workers, the coordinator imports the run itself, as a direct import
             // does: on one machine Kafka buys a run nothing (the same reads and transactions, plus
             // a round trip through the broker: 33,000 against 23,000 files/s on two cores). Once
@@ -181,9 +181,11 @@ struct RunDriver: Sendable {
                 }
             }
             defer { others.stop() }
+            if !importsItself { producer.start() }  // a resumed run: ready while the remaining pages are read
             let done = importsItself
                 ? try await importDirectly(run, banked: banked, resumed: summary.resumed, while: { left in
                     let shared = others.present
+                    if shared { producer.start() }
                     if shared, left.map({ $0 > Self.groupJoin }) ?? true { workers.start() }
                     let short = left.map { $0 < Self.handover } ?? false
                     return short || (!shared && workers.joining)

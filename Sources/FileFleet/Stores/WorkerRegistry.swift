@@ -35,20 +35,13 @@ struct WorkerRegistry: Sendable {
             """)[0].decode(Bool.self, 0)
     }
 
-    /// Live workers (as `liveWorkers` counts them) of processes other than `pid` of this host.
-    func liveWorkers(besides pid: Int32, on c: PostgresConnection) async throws -> Int {
+    /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them),
+    /// but for those of process `pid` of this host, if given.
+    func liveWorkers(besides pid: Int32? = nil, on c: PostgresConnection) async throws -> Int {
         try await c.query("""
             SELECT count(*) FROM \(unescaped: schema.workers)
              WHERE state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => \(StatusReport.liveWorkerWindow))
-               AND (host <> \(System.hostName) OR pid <> \(Int(pid)))
-            """)[0].decode(Int.self, 0)
-    }
-
-    /// Workers that heart-beat recently and have not stopped (as `filefleet status` counts them).
-    func liveWorkers(on c: PostgresConnection) async throws -> Int {
-        try await c.query("""
-            SELECT count(*) FROM \(unescaped: schema.workers)
-             WHERE state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => \(StatusReport.liveWorkerWindow))
+               AND (\(pid.map { Int($0) })::bigint IS NULL OR host <> \(System.hostName) OR pid <> \(pid.map { Int($0) })::bigint)
             """)[0].decode(Int.self, 0)
     }
 }
